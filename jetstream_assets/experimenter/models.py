@@ -1,0 +1,61 @@
+"""Typed Experimenter records, as Jetstream reads them from the v8 API."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Branch:
+    slug: str
+    ratio: float = 1.0
+
+
+@dataclass(frozen=True)
+class BucketConfig:
+    randomization_unit: str | None = None
+    namespace: str | None = None
+    start: int | None = None
+    count: int | None = None
+    total: int | None = None
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One Experimenter experiment (normandy slug), with Jetstream's derived status.
+
+    `status` is "Live" when `end_date` is missing or not yet passed, else "Complete" (Jetstream's rule).
+    """
+
+    slug: str
+    branches: tuple[Branch, ...]
+    start_date: dt.date | None
+    end_date: dt.date | None
+    enrollment_end_date: dt.date | None
+    proposed_enrollment: int | None
+    reference_branch: str | None
+    app_name: str = "firefox_desktop"
+    app_id: str | None = None
+    channel: str | None = None
+    channels: tuple[str, ...] = ()
+    outcomes: tuple[str, ...] = ()
+    segments: tuple[str, ...] = ()
+    is_rollout: bool = False
+    is_enrollment_paused: bool = False
+    is_high_population: bool = False
+    is_firefox_labs_opt_in: bool = False
+    status: str = "Live"
+    experiment_type: str = "v6"
+    bucket_config: BucketConfig = field(default_factory=BucketConfig)
+    feature_ids: tuple[str, ...] = ()
+    targeting: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def branch_slugs(self) -> tuple[str, ...]:
+        return tuple(b.slug for b in self.branches)
+
+    def with_overrides(self, **changes: Any) -> "Experiment":
+        return replace(self, **changes)
