@@ -1,0 +1,116 @@
+"""A resolved metric-hub analysis configuration for one experiment (plain data, no I/O)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from jetstream_assets.core.periods import AnalysisPeriod
+from jetstream_assets.experimenter.models import Experiment
+
+ANALYSIS_BASES = ("enrollments", "exposures")
+
+
+@dataclass(frozen=True)
+class DataSource:
+    name: str
+    from_expression: str  # a table name or a parenthesised subquery (BigQuery SQL)
+    experiments_column_type: str = "simple"  # simple | native | glean | events_stream | none
+    client_id_column: str = "client_id"
+    submission_date_column: str = "submission_date"
+    default_dataset: str | None = None
+    friendly_name: str | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class StatisticSpec:
+    name: str  # config name, e.g. "bootstrap_mean"
+    params: dict[str, Any] = field(default_factory=dict, hash=False, compare=True)
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    select_expression: str  # rendered (Jinja resolved) BigQuery aggregate expression
+    data_source: DataSource
+    statistics: tuple[StatisticSpec, ...]
+    friendly_name: str | None = None
+    description: str | None = None
+    bigger_is_better: bool = True
+    analysis_bases: tuple[str, ...] = ANALYSIS_BASES
+    depends_on: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SegmentDataSource:
+    name: str
+    from_expression: str
+    window_start: int = 0
+    window_end: int = 0
+    client_id_column: str = "client_id"
+    submission_date_column: str = "submission_date"
+
+
+@dataclass(frozen=True)
+class Segment:
+    name: str
+    select_expression: str  # boolean aggregate, BigQuery SQL
+    data_source: SegmentDataSource
+    friendly_name: str | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class ExposureSignal:
+    name: str
+    select_expression: str  # boolean aggregate
+    data_source: DataSource
+    window_start: int | str | None = None  # int | enrollment_start | enrollment_end | analysis_window_start | analysis_window_end
+    window_end: int | str | None = None
+    friendly_name: str | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    slug: str
+    friendly_name: str
+    description: str
+    metrics: tuple[str, ...]
+    default_metrics: tuple[str, ...] = ()
+    commit_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """Everything the analysis of one experiment needs, after defaults -> experiment -> outcomes -> definitions."""
+
+    experiment: Experiment  # Experimenter record with metric-hub [experiment] overrides applied
+    enrollment_period: int | None
+    metrics: dict[AnalysisPeriod, tuple[Metric, ...]]
+    segments: tuple[Segment, ...] = ()
+    exposure_signal: ExposureSignal | None = None
+    enrollment_query: str | None = None
+    sample_size: int | None = None  # keep clients with sample_id < sample_size
+    skip: bool = False
+    outcomes: tuple[Outcome, ...] = ()
+    overrides: dict[str, Any] = field(default_factory=dict)  # [experiment] keys that override Experimenter
+    config_file: str | None = None  # path of jetstream/<slug>.toml when the experiment has one
+    config_url: str | None = None  # metric-hub URL of that file
+
+    @property
+    def start_date(self) -> dt.date | None:
+        return self.experiment.start_date
+
+    @property
+    def end_date(self) -> dt.date | None:
+        return self.experiment.end_date
+
+    def all_metrics(self) -> dict[str, Metric]:
+        out: dict[str, Metric] = {}
+        for metrics in self.metrics.values():
+            for m in metrics:
+                out.setdefault(m.name, m)
+        return out
