@@ -21,16 +21,24 @@ def enrollments_table(slug: str) -> str:
     return f"enrollments_{table_slug(slug)}"
 
 
+def metrics_table_prefix(slug: str, basis: str, period: str) -> str:
+    return f"{table_slug(slug)}_{basis}_{period}_"
+
+
 def metrics_table(slug: str, basis: str, period: str, window_index: int) -> str:
-    return f"{table_slug(slug)}_{basis}_{period}_{window_index}"
+    return f"{metrics_table_prefix(slug, basis, period)}{window_index}"
 
 
 def metrics_view(slug: str, basis: str, suffix: str) -> str:
     return f"{table_slug(slug)}_{basis}_{suffix}"
 
 
+def statistics_table_prefix(slug: str, period: str) -> str:
+    return f"statistics_{table_slug(slug)}_{period}_"
+
+
 def statistics_table(slug: str, period: str, window_index: int) -> str:
-    return f"statistics_{table_slug(slug)}_{period}_{window_index}"
+    return f"{statistics_table_prefix(slug, period)}{window_index}"
 
 
 def statistics_view(slug: str, suffix: str) -> str:

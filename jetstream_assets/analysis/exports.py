@@ -1,0 +1,174 @@
+"""The bucket exports Experimenter reads: statistics, metadata and errors JSON, each validated against
+mozilla-nimbus-schemas before it is published (a file that fails validation is not written)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from mozilla_nimbus_schemas.jetstream import AnalysisErrors, Metadata, Statistics
+
+from jetstream_assets.analysis.logs import LOGS_TABLE
+from jetstream_assets.analysis.runnable import EXPECTED_SKIPS
+from jetstream_assets.core.naming import errors_object, metadata_object, statistics_object, statistics_view
+from jetstream_assets.core.periods import AnalysisPeriod
+from jetstream_assets.engines.bucket import Bucket
+from jetstream_assets.engines.warehouse import QueryLabels, Warehouse
+from jetstream_assets.experimenter.models import Experiment
+from jetstream_assets.metric_hub.models import AnalysisConfig
+from jetstream_assets.sql.dialect import quote_string
+
+SCHEMA_VERSION = 4
+
+
+class ExportValidationError(ValueError):
+    """An export does not match the nimbus schema; names the object and the first problems."""
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    key: str
+    uri: str
+    rows: int
+    written: bool  # False when the object was already newer than its source
+
+
+def _clean(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return None
+    if hasattr(value, "item"):
+        return _clean(value.item())
+    return value
+
+
+def statistics_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """View rows as Experimenter reads them: NaN/inf as null, NUMERIC parameter as a number,
+    window_index as a string (BigQuery's JSON export writes INT64 as strings)."""
+    records = []
+    for row in frame.to_dict("records"):
+        rec = {k: _clean(v) for k, v in row.items()}
+        if rec.get("parameter") is not None:
+            rec["parameter"] = float(rec["parameter"])
+        if rec.get("window_index") is not None:
+            rec["window_index"] = str(int(rec["window_index"]))
+        records.append(rec)
+    return records
+
+
+def _validate(model, payload: Any, key: str) -> None:
+    try:
+        model.model_validate(payload)
+    except Exception as e:
+        raise ExportValidationError(f"{key} does not validate against {model.__name__}: {e}") from e
+
+
+def export_statistics(warehouse: Warehouse, bucket: Bucket, slug: str, *, force: bool = False) -> list[ExportResult]:
+    """One file per statistics view, re-exported only when the view changed after the file (Jetstream's rule)."""
+    results = []
+    for period in AnalysisPeriod:
+        view = statistics_view(slug, period.table_suffix)
+        modified = warehouse.table_modified(warehouse.dataset, view)
+        if modified is None:
+            continue
+        key = statistics_object(slug, period.table_suffix)
+        updated = bucket.updated(key)
+        if not force and updated is not None and updated >= modified:
+            results.append(ExportResult(key, bucket.uri(key), -1, written=False))
+            continue
+        frame = warehouse.query(
+            f"SELECT * FROM {warehouse.table_ref(warehouse.dataset, view)} "
+            "ORDER BY window_index, analysis_basis, segment, metric, statistic, branch, comparison, "
+            "comparison_to_branch, parameter",
+            QueryLabels(experiment=slug),
+        )
+        records = statistics_records(frame)
+        _validate(Statistics, records, key)
+        results.append(ExportResult(key, bucket.write_json(key, records), len(records), written=True))
+    return results
+
+
+def metadata_payload(config: AnalysisConfig, analysis_start_time: dt.datetime) -> dict[str, Any]:
+    metrics = {}
+    for name, metric in sorted(config.all_metrics().items()):
+        metrics[name] = {
+            "friendly_name": metric.friendly_name or name.replace("_", " ").title(),
+            "description": metric.description or "",
+            "bigger_is_better": metric.bigger_is_better,
+            "analysis_bases": list(metric.analysis_bases),
+        }
+    outcomes = {
+        o.slug: {
+            "slug": o.slug,
+            "friendly_name": o.friendly_name,
+            "description": o.description,
+            "metrics": list(o.metrics),
+            "default_metrics": list(o.default_metrics),
+            "commit_hash": o.commit_hash,
+        }
+        for o in config.outcomes
+    }
+    external = None
+    keys = ("reference_branch", "end_date", "start_date", "enrollment_period", "skip")
+    overrides = {k: config.overrides[k] for k in keys if k in config.overrides}
+    if overrides and config.config_url:
+        external = {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in overrides.items()}
+        external["url"] = config.config_url
+    return {
+        "metrics": metrics,
+        "outcomes": outcomes,
+        "external_config": external,
+        "analysis_start_time": str(analysis_start_time),
+        "schema_version": SCHEMA_VERSION,
+    }
+
+
+def export_metadata(bucket: Bucket, config: AnalysisConfig, analysis_start_time: dt.datetime) -> ExportResult:
+    key = metadata_object(config.experiment.slug)
+    payload = metadata_payload(config, analysis_start_time)
+    _validate(Metadata, payload, key)
+    return ExportResult(key, bucket.write_json(key, payload), len(payload["metrics"]), written=True)
+
+
+def errors_records(warehouse: Warehouse, slug: str, since: dt.datetime) -> list[dict[str, Any]]:
+    """The experiment's log rows since `since`, without the expected skips. Unlike Jetstream, warnings
+    without an exception type are kept (Jetstream's `!=` filter drops NULLs by accident)."""
+    if not warehouse.table_exists(warehouse.monitoring_dataset, LOGS_TABLE):
+        return []
+    skips = ", ".join(quote_string(s) for s in sorted(EXPECTED_SKIPS))
+    frame = warehouse.query(
+        f"SELECT timestamp, experiment, message, log_level, exception, filename, func_name, exception_type, "
+        f"source, metric, statistic, analysis_basis, segment "
+        f"FROM {warehouse.table_ref(warehouse.monitoring_dataset, LOGS_TABLE)} "
+        f"WHERE experiment = {quote_string(slug)} AND timestamp >= TIMESTAMP {quote_string(since.isoformat(sep=' '))} "
+        f"AND (exception_type IS NULL OR exception_type NOT IN ({skips})) ORDER BY timestamp",
+        QueryLabels(experiment=slug),
+    )
+    records = []
+    for row in frame.to_dict("records"):
+        rec = {k: _clean(v) for k, v in row.items()}
+        rec["timestamp"] = pd.Timestamp(rec["timestamp"]).isoformat()
+        records.append(rec)
+    return records
+
+
+def export_errors(warehouse: Warehouse, bucket: Bucket, slug: str, since: dt.datetime) -> ExportResult:
+    key = errors_object(slug)
+    records = errors_records(warehouse, slug, since)
+    _validate(AnalysisErrors, records, key)
+    return ExportResult(key, bucket.write_json(key, records), len(records), written=True)
+
+
+def errors_window_start(experiment: Experiment | None, analysis_start_time: dt.datetime) -> dt.datetime:
+    """Start of the experiment's current weekly analysis cycle (enrollment end + 1 + 7k days), the
+    errors shown next to this week's results; a week back when the enrollment end is unknown."""
+    end = experiment.enrollment_end_date if experiment is not None else None
+    if end is None:
+        return (analysis_start_time - dt.timedelta(days=7)).replace(second=0, microsecond=0)
+    base = dt.datetime.combine(end + dt.timedelta(days=1), dt.time())
+    if analysis_start_time < base:
+        return dt.datetime.combine(experiment.start_date or end, dt.time())
+    weeks = (analysis_start_time - base).days // 7
+    return base + dt.timedelta(days=7 * weeks)

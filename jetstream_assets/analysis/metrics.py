@@ -1,0 +1,131 @@
+"""Per-client metrics tables `<slug>_<basis>_<period>_<n>` and their views, for the planned windows.
+
+One query per (window, basis) computes every metric. If it fails, each metric's query is dry-run to
+find the culprits; those are logged with their names and the rest is computed, so one bad metric
+never costs the others.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from jetstream_assets.analysis.logs import context
+from jetstream_assets.analysis.plan import AnalysisPlan
+from jetstream_assets.core.naming import enrollments_table, metrics_table, metrics_table_prefix, metrics_view
+from jetstream_assets.core.windows import AnalysisWindow
+from jetstream_assets.engines.warehouse import QueryLabels, Warehouse, WarehouseError
+from jetstream_assets.metric_hub.models import AnalysisConfig, Metric
+from jetstream_assets.sql.metrics import build_metrics_query
+
+
+@dataclass
+class MetricsTable:
+    period: str
+    window_index: int
+    basis: str
+    table: str
+    rows: int
+    window_days: int
+    metrics: list[str]
+    failed_metrics: list[str] = field(default_factory=list)
+
+
+def _query_for(config: AnalysisConfig, plan: AnalysisPlan, warehouse: Warehouse, metrics: list[Metric],
+               window: AnalysisWindow, basis: str) -> str:
+    slug = config.experiment.slug
+    return build_metrics_query(
+        slug=slug,
+        enrollments_table=warehouse.table_ref(warehouse.dataset, enrollments_table(slug)),
+        metrics=metrics,
+        window=window,
+        dates=plan.dates,
+        basis=basis,
+        segment_columns=[s.name for s in config.segments],
+        exposure_signal=config.exposure_signal,
+    )
+
+
+def _compute_window(
+    warehouse: Warehouse, config: AnalysisConfig, plan: AnalysisPlan, window: AnalysisWindow, basis: str,
+    metrics: list[Metric], log: logging.Logger,
+) -> MetricsTable:
+    slug = config.experiment.slug
+    table = metrics_table(slug, basis, window.period.value, window.index)
+    labels = QueryLabels(experiment=slug, destination=f"{warehouse.dataset}.{table}")
+    where = dict(experiment=slug, analysis_basis=basis, analysis_period=window.period.value)
+    try:
+        rows = warehouse.create_table_as(
+            warehouse.dataset, table, _query_for(config, plan, warehouse, metrics, window, basis),
+            description=slug, labels=labels,
+        )
+        return MetricsTable(window.period.value, window.index, basis, table, rows, window.days, [m.name for m in metrics])
+    except WarehouseError as combined_error:
+        good, failed = [], []
+        for metric in metrics:
+            try:
+                warehouse.dry_run(_query_for(config, plan, warehouse, [metric], window, basis), labels)
+                good.append(metric)
+            except WarehouseError as e:
+                failed.append(metric.name)
+                log.error(
+                    "%s: metric %s (data source %s) failed for %s window %d, basis %s: %s",
+                    slug, metric.name, metric.data_source.name, window.period.value, window.index, basis, e,
+                    exc_info=e, extra=context(metric=metric.name, **where),
+                )
+        if not failed:
+            raise combined_error
+        rows = warehouse.create_table_as(
+            warehouse.dataset, table, _query_for(config, plan, warehouse, good, window, basis),
+            description=slug, labels=labels,
+        )
+        return MetricsTable(
+            window.period.value, window.index, basis, table, rows, window.days, [m.name for m in good], failed
+        )
+
+
+def compute_metrics(
+    warehouse: Warehouse, config: AnalysisConfig, plan: AnalysisPlan, log: logging.Logger
+) -> list[MetricsTable]:
+    slug = config.experiment.slug
+    results: list[MetricsTable] = []
+    for period_plan in plan.periods:
+        if not period_plan.windows:
+            continue
+        for basis in period_plan.bases():
+            metrics = [m for m in period_plan.metrics if basis in m.analysis_bases]
+            for window in period_plan.windows:
+                try:
+                    results.append(_compute_window(warehouse, config, plan, window, basis, metrics, log))
+                except WarehouseError as e:
+                    log.error(
+                        "%s: metrics for %s window %d, basis %s failed: %s",
+                        slug, window.period.value, window.index, basis, e, exc_info=e,
+                        extra=context(experiment=slug, analysis_basis=basis, analysis_period=window.period.value),
+                    )
+            warehouse.create_window_view(
+                warehouse.dataset,
+                metrics_view(slug, basis, period_plan.period.table_suffix),
+                metrics_table_prefix(slug, basis, period_plan.period.value),
+            )
+    return results
+
+
+def existing_metrics_tables(warehouse: Warehouse, config: AnalysisConfig, plan: AnalysisPlan) -> list[MetricsTable]:
+    """The planned metrics tables as they stand in the warehouse (what the metrics step produced)."""
+    slug = config.experiment.slug
+    found = []
+    for period_plan in plan.periods:
+        for basis in period_plan.bases():
+            wanted = [m.name for m in period_plan.metrics if basis in m.analysis_bases]
+            for window in period_plan.windows:
+                table = metrics_table(slug, basis, window.period.value, window.index)
+                columns = set(warehouse.table_schema(warehouse.dataset, table))
+                if not columns:
+                    continue
+                present = [m for m in wanted if m in columns]
+                failed = [m for m in wanted if m not in columns]
+                found.append(
+                    MetricsTable(window.period.value, window.index, basis, table, -1, window.days, present, failed)
+                )
+    return found

@@ -1,0 +1,63 @@
+"""Which windows of which periods an analysis run computes on its date."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from jetstream_assets.core.periods import AnalysisPeriod
+from jetstream_assets.core.windows import AnalysisWindow, ExperimentDates, all_windows, ready_windows
+from jetstream_assets.metric_hub.models import AnalysisConfig, Metric
+
+
+@dataclass(frozen=True)
+class PeriodPlan:
+    period: AnalysisPeriod
+    windows: tuple[AnalysisWindow, ...]
+    metrics: tuple[Metric, ...]
+
+    def bases(self) -> tuple[str, ...]:
+        """Analysis bases are the union over the period's metrics (Jetstream's rule)."""
+        seen = {b for m in self.metrics for b in m.analysis_bases}
+        return tuple(b for b in ("enrollments", "exposures") if b in seen)
+
+
+@dataclass(frozen=True)
+class AnalysisPlan:
+    date: dt.date
+    rerun: bool
+    dates: ExperimentDates
+    periods: tuple[PeriodPlan, ...]
+
+    @property
+    def enrollments_ready(self) -> bool:
+        return self.date >= self.dates.last_enrollment_date
+
+    def is_empty(self) -> bool:
+        return not any(p.windows for p in self.periods)
+
+
+def experiment_dates(config: AnalysisConfig) -> ExperimentDates:
+    exp = config.experiment
+    assert exp.start_date is not None and config.enrollment_period is not None
+    return ExperimentDates(
+        start_date=exp.start_date,
+        enrollment_period=config.enrollment_period,
+        end_date=exp.end_date,
+        is_complete=exp.status == "Complete",
+    )
+
+
+def plan_analysis(config: AnalysisConfig, date: dt.date, *, rerun: bool) -> AnalysisPlan:
+    """A daily run computes only the windows that became ready on `date`; a rerun computes every window
+    ready by `date`, which lands on the same tables the daily runs produced one by one."""
+    dates = experiment_dates(config)
+    pick = all_windows if rerun else ready_windows
+    periods = []
+    for period in AnalysisPeriod:
+        metrics = config.metrics.get(period, ())
+        if not metrics:
+            continue
+        windows = tuple(pick(dates, period, date))
+        periods.append(PeriodPlan(period, windows, tuple(metrics)))
+    return AnalysisPlan(date=date, rerun=rerun, dates=dates, periods=tuple(periods))

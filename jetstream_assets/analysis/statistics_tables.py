@@ -1,0 +1,154 @@
+"""Statistics tables `statistics_<slug>_<period>_<n>` and their views, from the metrics tables.
+
+Each metrics table is read from the warehouse once per window and basis; every segment, metric and
+statistic is computed from that one frame (Jetstream issues one query per statistic).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from jetstream_assets.analysis.logs import context
+from jetstream_assets.analysis.metrics import MetricsTable
+from jetstream_assets.analysis.plan import AnalysisPlan
+from jetstream_assets.core.naming import statistics_table, statistics_table_prefix, statistics_view
+from jetstream_assets.core.periods import AnalysisPeriod
+from jetstream_assets.core.schema import STATISTICS_SCHEMA, column_names
+from jetstream_assets.engines.warehouse import QueryLabels, Warehouse
+from jetstream_assets.metric_hub.models import AnalysisConfig
+from jetstream_assets.sql.dialect import quote_identifier
+from jetstream_assets import statistics
+
+STATISTICS_COLUMNS = column_names(STATISTICS_SCHEMA)
+
+
+@dataclass
+class StatisticsTable:
+    period: str
+    window_index: int
+    table: str
+    rows: int
+    clients_per_branch: dict[str, dict[str, int]]  # basis -> branch -> clients (segment `all`)
+    failures: list[str] = field(default_factory=list)
+
+
+def count_rows(frame: pd.DataFrame, branches: tuple[str, ...], segment: str, basis: str) -> pd.DataFrame:
+    """Jetstream's `identity`/`count` rows: clients per branch, 0 for a branch nobody enrolled in."""
+    counts = frame["branch"].value_counts()
+    return pd.DataFrame(
+        {
+            "metric": "identity",
+            "statistic": "count",
+            "parameter": None,
+            "branch": list(branches),
+            "comparison": None,
+            "comparison_to_branch": None,
+            "ci_width": None,
+            "point": [float(counts.get(b, 0)) for b in branches],
+            "lower": None,
+            "upper": None,
+            "segment": segment,
+            "analysis_basis": basis,
+        }
+    )
+
+
+def _read_metrics(warehouse: Warehouse, table: MetricsTable, columns: list[str], slug: str) -> pd.DataFrame:
+    select = ", ".join(quote_identifier(c) for c in columns)
+    return warehouse.query(
+        f"SELECT {select} FROM {warehouse.table_ref(warehouse.dataset, table.table)}",
+        QueryLabels(experiment=slug),
+    )
+
+
+def _window_rows(
+    warehouse: Warehouse, config: AnalysisConfig, period: AnalysisPeriod, tables: list[MetricsTable],
+    log: logging.Logger, failures: list[str], clients: dict[str, dict[str, int]],
+) -> pd.DataFrame:
+    slug = config.experiment.slug
+    branches = config.experiment.branch_slugs
+    segments = [s.name for s in config.segments]
+    metrics_by_name = config.all_metrics()
+    parts: list[pd.DataFrame] = []
+    for table in tables:
+        basis = table.basis
+        present = table.metrics
+        frame = _read_metrics(warehouse, table, ["branch", *segments, *present], slug)
+        frame = frame[frame["branch"].isin(branches)]  # unknown branches were reported with the enrollments
+        clients[basis] = {b: int((frame["branch"] == b).sum()) for b in branches}
+        for segment in ["all", *segments]:
+            subset = frame if segment == "all" else frame[frame[segment].fillna(False).astype(bool)]
+            parts.append(count_rows(subset, branches, segment, basis))
+            for metric_name in present:
+                metric = metrics_by_name[metric_name]
+                values = subset[["branch", metric_name]]
+                values = values[values[metric_name].notna()]  # Jetstream's `<metric> IS NOT NULL` subset
+                for spec in metric.statistics:
+                    where = dict(
+                        experiment=slug, metric=metric_name, statistic=spec.name, analysis_basis=basis,
+                        segment=segment, analysis_period=period.value,
+                    )
+                    try:
+                        rows = statistics.compute(
+                            spec.name, values, metric_name, segment=segment, analysis_basis=basis,
+                            seed=statistics.stable_seed(slug, metric_name, spec.name, period.value, table.window_index),
+                            window_days=table.window_days,
+                            **spec.params,
+                        )
+                    except Exception as e:  # one statistic's failure never costs the others
+                        failures.append(f"{metric_name}/{spec.name}/{basis}/{segment}")
+                        log.error(
+                            "%s: statistic %s of metric %s failed (%s, window %d, basis %s, segment %s): %s",
+                            slug, spec.name, metric_name, period.value, table.window_index, basis, segment, e,
+                            exc_info=e, extra=context(**where),
+                        )
+                        continue
+                    for problem in statistics.computation_errors(rows):
+                        failures.append(f"{metric_name}/{spec.name}/{basis}/{segment}")
+                        log.error(
+                            "%s: statistic %s of metric %s (%s, window %d, basis %s, segment %s): %s",
+                            slug, spec.name, metric_name, period.value, table.window_index, basis, segment,
+                            problem, exc_info=problem, extra=context(**where),
+                        )
+                    parts.append(rows)
+        for metric_name in table.failed_metrics:
+            failures.append(f"{metric_name}/*/{basis}")
+    if not parts:
+        return pd.DataFrame(columns=STATISTICS_COLUMNS)
+    return pd.concat(parts, ignore_index=True)[STATISTICS_COLUMNS]
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    clean = frame.replace([np.inf, -np.inf], np.nan).astype(object).where(frame.notna(), None)
+    return clean.to_dict("records")
+
+
+def compute_statistics(
+    warehouse: Warehouse, config: AnalysisConfig, plan: AnalysisPlan, metrics_tables: list[MetricsTable],
+    log: logging.Logger,
+) -> list[StatisticsTable]:
+    slug = config.experiment.slug
+    by_window: dict[tuple[str, int], list[MetricsTable]] = {}
+    for t in metrics_tables:
+        by_window.setdefault((t.period, t.window_index), []).append(t)
+    results = []
+    for (period_value, index), tables in by_window.items():
+        period = AnalysisPeriod(period_value)
+        failures: list[str] = []
+        clients: dict[str, dict[str, int]] = {}
+        frame = _window_rows(warehouse, config, period, tables, log, failures, clients)
+        table = statistics_table(slug, period_value, index)
+        rows = warehouse.load_rows(
+            warehouse.dataset, table, _records(frame), STATISTICS_SCHEMA, description=slug,
+            labels=QueryLabels(experiment=slug, destination=f"{warehouse.dataset}.{table}",
+                               extra={"schema_version": "4"}),
+        )
+        warehouse.create_window_view(
+            warehouse.dataset, statistics_view(slug, period.table_suffix), statistics_table_prefix(slug, period_value)
+        )
+        results.append(StatisticsTable(period_value, index, table, rows, clients, failures))
+    return results

@@ -1,0 +1,120 @@
+"""What every per-experiment asset step shares: the run's date and mode, the experiment's resolved
+config, and log capture (WARNING+ to `monitoring.logs`, everything to the Dagster run log)."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import Iterator
+
+import dagster as dg
+
+from jetstream_assets.analysis.logs import LogsTableHandler, analysis_logger, context
+from jetstream_assets.analysis.plan import AnalysisPlan, plan_analysis
+from jetstream_assets.analysis.runnable import ValidationException, check_runnable, slug_warning
+from jetstream_assets.dagster_defs.resources import MetricHubResource, WarehouseResource
+from jetstream_assets.dagster_defs.run_tags import RunSettings, run_settings
+from jetstream_assets.engines.warehouse import Warehouse
+from jetstream_assets.experimenter.store import SNAPSHOT_TABLE, read_snapshot
+from jetstream_assets.metric_hub.errors import ConfigError
+from jetstream_assets.metric_hub.models import AnalysisConfig
+
+
+class _DagsterLogForwarder(logging.Handler):
+    """Shows the analysis' log records in the run's event log."""
+
+    def __init__(self, dagster_log: dg.DagsterLogManager):
+        super().__init__(logging.INFO)
+        self.dagster_log = dagster_log
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            message += f" [{type(record.exc_info[1]).__name__}]"
+        self.dagster_log.log(record.levelno, message)
+
+
+@dataclass
+class ExperimentStep:
+    slug: str
+    warehouse: Warehouse
+    settings: RunSettings
+    log: logging.Logger
+    logs_handler: LogsTableHandler
+    config: AnalysisConfig | None = None
+    plan: AnalysisPlan | None = None
+    skip_reason: str | None = None
+
+    @property
+    def analysable(self) -> bool:
+        return self.config is not None and self.plan is not None
+
+
+@contextlib.contextmanager
+def captured_logs(warehouse: Warehouse, dagster_context) -> Iterator[tuple[logging.Logger, LogsTableHandler]]:
+    """Attach the logs-table and run-log handlers for one step; flush on success and on failure."""
+    logger = analysis_logger()
+    logger.setLevel(logging.INFO)
+    table_handler = LogsTableHandler(warehouse)
+    forwarder = _DagsterLogForwarder(dagster_context.log)
+    logger.addHandler(table_handler)
+    logger.addHandler(forwarder)
+    try:
+        yield logger, table_handler
+    finally:
+        table_handler.flush()
+        logger.removeHandler(table_handler)
+        logger.removeHandler(forwarder)
+
+
+def _load(step: ExperimentStep, metric_hub: MetricHubResource) -> None:
+    today = dt.datetime.now(dt.timezone.utc).date()
+    experiments = read_snapshot(step.warehouse, today=today)
+    experiment = experiments.get(step.slug)
+    if experiment is None:
+        raise dg.Failure(
+            f"experiment {step.slug!r} is not in {step.warehouse.monitoring_dataset}.{SNAPSHOT_TABLE}; "
+            "materialize experimenter_experiments_v1 first",
+        )
+    warning = slug_warning(step.slug)
+    if warning:
+        step.log.warning("%s: %s", step.slug, warning, extra=context(experiment=step.slug))
+    config = metric_hub.get_metric_hub().resolve(experiment)
+    date = step.settings.date
+    if step.settings.rerun and config.end_date is not None:
+        # a rerun replays every date up to the end date; later dates would only raise EndedException
+        date = min(date, config.end_date)
+    check_runnable(config, date)
+    step.config = config
+    step.plan = plan_analysis(config, date, rerun=step.settings.rerun)
+
+
+@contextlib.contextmanager
+def experiment_step(
+    dagster_context, warehouse: WarehouseResource, metric_hub: MetricHubResource
+) -> Iterator[ExperimentStep]:
+    """Yields the step's state. A skip (Jetstream's ValidationException) is logged and leaves
+    `step.analysable` False; a configuration error is logged and fails the step with its location."""
+    slug = dagster_context.partition_key
+    wh = warehouse.get_warehouse()
+    with captured_logs(wh, dagster_context) as (log, handler):
+        step = ExperimentStep(slug=slug, warehouse=wh, settings=run_settings(dagster_context.run.tags), log=log,
+                              logs_handler=handler)
+        try:
+            _load(step, metric_hub)
+        except ValidationException as e:
+            step.skip_reason = str(e)
+            log.warning("%s: not analysed: %s", slug, e, exc_info=e, extra=context(experiment=slug))
+        except ConfigError as e:
+            log.error("%s: invalid metric-hub configuration: %s", slug, e, exc_info=e, extra=context(experiment=slug))
+            raise dg.Failure(f"{slug}: invalid metric-hub configuration: {e}") from e
+        try:
+            yield step
+        except dg.Failure:
+            raise
+        except Exception as e:
+            step_name = dagster_context.asset_key.to_user_string()
+            log.error("%s: %s failed: %s", slug, step_name, e, exc_info=e, extra=context(experiment=slug))
+            raise

@@ -1,0 +1,34 @@
+"""The one `Definitions` object of the code location (`dagster dev -w workspace.yaml`)."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from jetstream_assets.dagster_defs.analysis_assets import enrollments, metrics, statistics
+from jetstream_assets.dagster_defs.export_assets import errors_json, metadata_json, statistics_json
+from jetstream_assets.dagster_defs.jobs import experiment_analysis_job, experimenter_snapshot_job, monitoring_job
+from jetstream_assets.dagster_defs.monitoring_assets import experimenter_experiments_v1, logs
+from jetstream_assets.dagster_defs.resources import default_resources
+from jetstream_assets.dagster_defs.schedules import (
+    daily_analysis_schedule,
+    experimenter_snapshot_schedule,
+    monitoring_schedule,
+)
+from jetstream_assets.dagster_defs.sensors import experiment_discovery_sensor
+
+defs = dg.Definitions(
+    assets=[
+        experimenter_experiments_v1,
+        logs,
+        enrollments,
+        metrics,
+        statistics,
+        statistics_json,
+        metadata_json,
+        errors_json,
+    ],
+    jobs=[experiment_analysis_job, experimenter_snapshot_job, monitoring_job],
+    schedules=[experimenter_snapshot_schedule, daily_analysis_schedule, monitoring_schedule],
+    sensors=[experiment_discovery_sensor],
+    resources=default_resources(),
+)

@@ -1,0 +1,280 @@
+"""The embedded warehouse: one DuckDB file, datasets as schemas, BigQuery SQL translated by sqlglot.
+
+Connections are short-lived and wait for DuckDB's file lock, so two runs at once queue on the lock
+instead of failing. Bookkeeping BigQuery keeps for us (table modification times, descriptions, labels,
+the job history used for query cost) lives in the `_jetstream` schema.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import re
+import tempfile
+import time
+from typing import Any, Iterable, Iterator
+
+import duckdb
+import pandas as pd
+
+from jetstream_assets.core.schema import Schema, duckdb_type
+from jetstream_assets.engines.warehouse import QueryLabels, Warehouse, WarehouseError
+from jetstream_assets.sql.dialect import bigquery_to_duckdb
+
+INTERNAL_SCHEMA = "_jetstream"
+LOCK_WAIT_SECONDS = 300.0
+
+_BOOKKEEPING = f"""
+CREATE SCHEMA IF NOT EXISTS {INTERNAL_SCHEMA};
+CREATE TABLE IF NOT EXISTS {INTERNAL_SCHEMA}.table_metadata (
+  dataset VARCHAR, table_name VARCHAR, description VARCHAR, labels JSON, last_modified TIMESTAMP,
+  PRIMARY KEY (dataset, table_name));
+CREATE TABLE IF NOT EXISTS {INTERNAL_SCHEMA}.query_log (
+  submission_timestamp TIMESTAMP, experiment_slug VARCHAR, destination_table VARCHAR, query VARCHAR,
+  duration_ms DOUBLE, error_reason VARCHAR, error_message VARCHAR);
+"""
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+class DuckDBWarehouse(Warehouse):
+    engine = "duckdb"
+
+    def __init__(self, path: str, project: str, dataset: str, monitoring_dataset: str):
+        super().__init__(project, dataset, monitoring_dataset)
+        self.path = path
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with self._connect() as con:
+            con.execute(_BOOKKEEPING)
+            for schema in (dataset, monitoring_dataset):
+                con.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(schema)}")
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        delay = 0.05
+        while True:
+            try:
+                con = duckdb.connect(self.path)
+                break
+            except duckdb.IOException as e:
+                # another process holds the file lock: wait for it rather than fail the run
+                if "lock" not in str(e).lower() or time.monotonic() > deadline:
+                    raise WarehouseError(f"cannot open DuckDB warehouse {self.path}: {e}") from e
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def table_ref(self, dataset: str, table: str) -> str:
+        return f"`{dataset}`.`{table}`"
+
+    def _record(
+        self, con: duckdb.DuckDBPyConnection, sql: str, labels: QueryLabels | None, seconds: float, error: Exception | None
+    ) -> None:
+        labels = labels or QueryLabels()
+        con.execute(
+            f"INSERT INTO {INTERNAL_SCHEMA}.query_log VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                _utcnow(),
+                labels.experiment,
+                labels.destination,
+                sql,
+                seconds * 1000.0,
+                type(error).__name__ if error else None,
+                str(error) if error else None,
+            ],
+        )
+
+    def query(self, sql: str, labels: QueryLabels | None = None) -> pd.DataFrame:
+        translated = bigquery_to_duckdb(sql)
+        with self._connect() as con:
+            started = time.perf_counter()
+            try:
+                frame = con.execute(translated).df()
+            except duckdb.Error as e:
+                self._record(con, sql, labels, time.perf_counter() - started, e)
+                raise WarehouseError(f"query failed{_purpose(labels)}: {e}") from e
+            self._record(con, sql, labels, time.perf_counter() - started, None)
+            return frame
+
+    def dry_run(self, sql: str, labels: QueryLabels | None = None) -> int | None:
+        try:
+            translated = bigquery_to_duckdb(sql)
+        except ValueError as e:
+            raise WarehouseError(f"dry run failed{_purpose(labels)}: {e}") from e
+        with self._connect() as con:
+            try:
+                con.execute(f"EXPLAIN {translated}")
+            except duckdb.Error as e:
+                raise WarehouseError(f"dry run failed{_purpose(labels)}: {e}") from e
+        return None
+
+    def _touch(self, con, dataset: str, table: str, description: str, labels: QueryLabels | None) -> None:
+        con.execute(
+            f"INSERT OR REPLACE INTO {INTERNAL_SCHEMA}.table_metadata VALUES (?, ?, ?, ?, ?)",
+            [dataset, table, description, json.dumps((labels.extra if labels else {}) or {}), _utcnow()],
+        )
+
+    def create_table_as(
+        self, dataset: str, table: str, sql: str, *, description: str = "", labels: QueryLabels | None = None
+    ) -> int:
+        target = f"{_ident(dataset)}.{_ident(table)}"
+        with self._connect() as con:
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(dataset)}")
+            con.execute("BEGIN TRANSACTION")
+            try:
+                translated = bigquery_to_duckdb(sql)
+                started = time.perf_counter()
+                try:
+                    con.execute(f"CREATE OR REPLACE TABLE {target} AS {translated}")
+                except duckdb.Error as e:
+                    con.execute("ROLLBACK")
+                    self._record(con, sql, labels, time.perf_counter() - started, e)
+                    raise WarehouseError(f"creating {dataset}.{table} failed: {e}") from e
+                self._record(con, sql, labels, time.perf_counter() - started, None)
+                self._touch(con, dataset, table, description, labels)
+                con.execute("COMMIT")
+            except WarehouseError:
+                raise
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            return con.execute(f"SELECT COUNT(*) FROM {target}").fetchone()[0]
+
+    def load_rows(
+        self,
+        dataset: str,
+        table: str,
+        rows: Iterable[dict[str, Any]],
+        schema: Schema,
+        *,
+        append: bool = False,
+        description: str = "",
+        labels: QueryLabels | None = None,
+    ) -> int:
+        target = f"{_ident(dataset)}.{_ident(table)}"
+        columns = "{" + ", ".join(f"'{f.name}': '{duckdb_type(f)}'" for f in schema) + "}"
+        names = [f.name for f in schema]
+        with tempfile.NamedTemporaryFile("w", suffix=".ndjson", delete=False) as fh:
+            count = 0
+            for row in rows:
+                fh.write(json.dumps({n: row.get(n) for n in names}, default=_json_default, allow_nan=False))
+                fh.write("\n")
+                count += 1
+            path = fh.name
+        try:
+            if count:
+                source = f"read_json('{path}', format='newline_delimited', columns={columns})"
+            else:
+                source = "(SELECT " + ", ".join(f"CAST(NULL AS {duckdb_type(f)}) AS {_ident(f.name)}" for f in schema) + " LIMIT 0)"
+            with self._connect() as con:
+                con.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(dataset)}")
+                con.execute("BEGIN TRANSACTION")
+                try:
+                    exists = con.execute(
+                        "SELECT COUNT(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
+                        [dataset, table],
+                    ).fetchone()[0]
+                    if append and exists:
+                        con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM {source}")
+                    else:
+                        con.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM {source}")
+                    self._touch(con, dataset, table, description, labels)
+                    con.execute("COMMIT")
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+                return con.execute(f"SELECT COUNT(*) FROM {target}").fetchone()[0]
+        except duckdb.Error as e:
+            raise WarehouseError(f"loading rows into {dataset}.{table} failed: {e}") from e
+        finally:
+            os.unlink(path)
+
+    def create_window_view(self, dataset: str, view: str, table_prefix: str) -> None:
+        pattern = re.compile(re.escape(table_prefix) + r"([0-9]+)$")
+        with self._connect() as con:
+            tables = [
+                (name, int(m.group(1)))
+                for (name,) in con.execute(
+                    "SELECT table_name FROM duckdb_tables() WHERE schema_name = ? ORDER BY table_name", [dataset]
+                ).fetchall()
+                if (m := pattern.match(name))
+            ]
+            if not tables:
+                return
+            union = "\nUNION ALL BY NAME\n".join(
+                f"SELECT *, CAST({index} AS BIGINT) AS window_index FROM {_ident(dataset)}.{_ident(name)}"
+                for name, index in sorted(tables, key=lambda t: t[1])
+            )
+            con.execute("BEGIN TRANSACTION")
+            con.execute(f"CREATE OR REPLACE VIEW {_ident(dataset)}.{_ident(view)} AS {union}")
+            self._touch(con, dataset, view, "", None)
+            con.execute("COMMIT")
+
+    def list_tables(self, dataset: str, prefix: str = "") -> list[str]:
+        with self._connect() as con:
+            rows = con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE schema_name = ? "
+                "UNION SELECT view_name FROM duckdb_views() WHERE schema_name = ? ORDER BY 1",
+                [dataset, dataset],
+            ).fetchall()
+        return [name for (name,) in rows if name.startswith(prefix)]
+
+    def table_modified(self, dataset: str, table: str) -> dt.datetime | None:
+        with self._connect() as con:
+            exists = con.execute(
+                "SELECT COUNT(*) FROM (SELECT table_name AS n, schema_name AS s FROM duckdb_tables() "
+                "UNION ALL SELECT view_name, schema_name FROM duckdb_views()) WHERE s = ? AND n = ?",
+                [dataset, table],
+            ).fetchone()[0]
+            if not exists:
+                return None
+            row = con.execute(
+                f"SELECT last_modified FROM {INTERNAL_SCHEMA}.table_metadata WHERE dataset = ? AND table_name = ?",
+                [dataset, table],
+            ).fetchone()
+        # a table we did not write (e.g. user telemetry) has no record: treat it as old
+        return row[0] if row else dt.datetime(1970, 1, 1)
+
+    def table_schema(self, dataset: str, table: str) -> list[str]:
+        with self._connect() as con:
+            rows = con.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ? "
+                "ORDER BY column_index",
+                [dataset, table],
+            ).fetchall()
+        return [name for (name,) in rows]
+
+    def query_log(self, since: dt.datetime | None = None) -> pd.DataFrame:
+        """Every query this warehouse ran (the embedded stand-in for BigQuery's job history)."""
+        with self._connect() as con:
+            sql = f"SELECT * FROM {INTERNAL_SCHEMA}.query_log"
+            if since is not None:
+                return con.execute(sql + " WHERE submission_timestamp >= ?", [since]).df()
+            return con.execute(sql).df()
+
+
+def _purpose(labels: QueryLabels | None) -> str:
+    if labels is None:
+        return ""
+    parts = [p for p in (labels.experiment and f"experiment {labels.experiment}", labels.destination and f"writing {labels.destination}") if p]
+    return f" ({', '.join(parts)})" if parts else ""

@@ -1,0 +1,86 @@
+"""The warehouse interface every engine implements (DuckDB now, BigQuery in production).
+
+SQL handed to a warehouse is BigQuery SQL; tables are addressed as (dataset, table). Every query may
+carry labels (experiment slug, destination) so cost can be attributed to an experiment.
+"""
+
+from __future__ import annotations
+
+import abc
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import pandas as pd
+
+from jetstream_assets.core.schema import Schema
+
+
+@dataclass(frozen=True)
+class QueryLabels:
+    experiment: str | None = None
+    destination: str | None = None  # dataset.table the query writes, if any
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class WarehouseError(RuntimeError):
+    """A query or table operation failed; the message names the table or the query's purpose."""
+
+
+class Warehouse(abc.ABC):
+    engine: str
+
+    def __init__(self, project: str, dataset: str, monitoring_dataset: str):
+        self.project = project
+        self.dataset = dataset
+        self.monitoring_dataset = monitoring_dataset
+
+    @abc.abstractmethod
+    def table_ref(self, dataset: str, table: str) -> str:
+        """The table's name as BigQuery SQL text (quoted), for use inside queries."""
+
+    @abc.abstractmethod
+    def query(self, sql: str, labels: QueryLabels | None = None) -> pd.DataFrame: ...
+
+    @abc.abstractmethod
+    def dry_run(self, sql: str, labels: QueryLabels | None = None) -> int | None:
+        """Check a query without running it; returns the bytes it would process when the engine knows.
+        Raises WarehouseError naming the problem (unknown table or column, syntax)."""
+
+    @abc.abstractmethod
+    def create_table_as(
+        self, dataset: str, table: str, sql: str, *, description: str = "", labels: QueryLabels | None = None
+    ) -> int:
+        """Atomically replace `table` with the query's result; returns its row count."""
+
+    @abc.abstractmethod
+    def load_rows(
+        self,
+        dataset: str,
+        table: str,
+        rows: Iterable[dict[str, Any]],
+        schema: Schema,
+        *,
+        append: bool = False,
+        description: str = "",
+        labels: QueryLabels | None = None,
+    ) -> int:
+        """Write rows with an explicit schema; replaces the table atomically unless `append`."""
+
+    @abc.abstractmethod
+    def create_window_view(self, dataset: str, view: str, table_prefix: str) -> None:
+        """A view over every `<table_prefix><n>` table with an added `window_index` column (= n)."""
+
+    @abc.abstractmethod
+    def list_tables(self, dataset: str, prefix: str = "") -> list[str]: ...
+
+    @abc.abstractmethod
+    def table_modified(self, dataset: str, table: str) -> dt.datetime | None:
+        """When the table (or view) last changed; None if it does not exist."""
+
+    @abc.abstractmethod
+    def table_schema(self, dataset: str, table: str) -> list[str]:
+        """Column names of an existing table."""
+
+    def table_exists(self, dataset: str, table: str) -> bool:
+        return self.table_modified(dataset, table) is not None

@@ -1,0 +1,155 @@
+"""A local folder in metric-hub layout, and Jetstream's resolution of one experiment's configuration.
+
+    definitions/<platform>.toml, definitions/functions.toml
+    jetstream/<slug>.toml, jetstream/defaults/<platform>.toml, jetstream/outcomes/<platform>/<slug>.toml
+
+Resolution: platform defaults -> the experiment's own TOML (wins) -> outcomes (Experimenter's, then
+`[experiment].outcomes`) -> names not defined locally come from definitions/<platform>.toml.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from jetstream_assets.core.naming import is_valid_slug
+from jetstream_assets.experimenter.models import Experiment
+from jetstream_assets.metric_hub.errors import ConfigError
+from jetstream_assets.metric_hub.models import AnalysisConfig
+from jetstream_assets.metric_hub.outcomes import OutcomeSpec, parse_outcome
+from jetstream_assets.metric_hub.resolver import ResolveInputs, resolve_analysis
+from jetstream_assets.metric_hub.spec import ConfigSpec, parse_spec
+from jetstream_assets.metric_hub.templating import SqlTemplates, functions_from_toml
+from jetstream_assets.metric_hub.toml_file import TomlFile, read_toml
+
+METRIC_HUB_BLOB_URL = "https://github.com/mozilla/metric-hub/blob/main"
+
+
+class MetricHub:
+    """Reads configs lazily; each file is parsed at most once per instance (make a new one to reload)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.root = Path(path)
+        self._files: dict[Path, TomlFile | None] = {}
+
+    # --- paths -----------------------------------------------------------------------------
+    def definitions_path(self, platform: str) -> Path:
+        return self.root / "definitions" / f"{_path_safe(platform)}.toml"
+
+    def functions_path(self) -> Path:
+        return self.root / "definitions" / "functions.toml"
+
+    def experiment_path(self, slug: str) -> Path:
+        return self.root / "jetstream" / f"{_path_safe(slug)}.toml"
+
+    def defaults_path(self, platform: str) -> Path:
+        return self.root / "jetstream" / "defaults" / f"{_path_safe(platform)}.toml"
+
+    def outcome_path(self, platform: str, slug: str) -> Path:
+        return self.root / "jetstream" / "outcomes" / _path_safe(platform) / f"{_path_safe(slug)}.toml"
+
+    def has_experiment_config(self, slug: str) -> bool:
+        return self.experiment_path(slug).is_file()
+
+    def experiment_config_slugs(self) -> list[str]:
+        folder = self.root / "jetstream"
+        return sorted(p.stem for p in folder.glob("*.toml")) if folder.is_dir() else []
+
+    # --- loading ---------------------------------------------------------------------------
+    def _file(self, path: Path) -> TomlFile | None:
+        if path not in self._files:
+            self._files[path] = read_toml(path) if path.is_file() else None
+        return self._files[path]
+
+    def _spec(self, path: Path) -> ConfigSpec:
+        source = self._file(path)
+        return parse_spec(source) if source is not None else ConfigSpec()
+
+    def templates(self) -> SqlTemplates:
+        source = self._file(self.functions_path())
+        return SqlTemplates(functions_from_toml(source.data, source.path) if source else None)
+
+    def _outcomes_for(self, platform: str, slugs: tuple[str, ...]) -> dict[str, OutcomeSpec]:
+        # only the outcomes an experiment uses are parsed, so a broken unrelated outcome can't fail it
+        out: dict[str, OutcomeSpec] = {}
+        for slug in slugs:
+            source = self._file(self.outcome_path(platform, slug))
+            if source is not None:
+                out[slug] = parse_outcome(source, slug)
+        return out
+
+    # --- resolution ------------------------------------------------------------------------
+    def resolve(self, experiment: Experiment, config_file: str | Path | None = None) -> AnalysisConfig:
+        """The experiment's AnalysisConfig; raises ConfigError (with the slug) on any config problem.
+
+        `config_file` replaces jetstream/<slug>.toml (Jetstream's `--config-file`).
+        """
+        try:
+            return self._resolve(experiment, Path(config_file) if config_file else None)
+        except ConfigError as e:
+            raise e.located(slug=experiment.slug) from None
+
+    def _resolve(self, experiment: Experiment, config_file: Path | None) -> AnalysisConfig:
+        platform = experiment.app_name
+        own_path = config_file or self.experiment_path(experiment.slug)
+        own = self._file(own_path)
+        if config_file is not None and own is None:
+            raise ConfigError("no such config file", file=str(config_file))
+        spec = self._spec(self.defaults_path(platform))
+        if own is not None:
+            spec = spec.merge(parse_spec(own))
+        configured_outcomes = _configured_outcomes(spec)
+        inputs = ResolveInputs(
+            spec=spec,
+            definitions=self._spec(self.definitions_path(platform)),
+            outcomes=self._outcomes_for(
+                platform, tuple(dict.fromkeys(experiment.outcomes + configured_outcomes))
+            ),
+            templates=self.templates(),
+            definitions_file=str(self.definitions_path(platform)),
+            config_file=str(own_path) if own is not None else None,
+            config_url=(
+                f"{METRIC_HUB_BLOB_URL}/jetstream/{experiment.slug}.toml"
+                if own is not None and config_file is None
+                else None
+            ),
+        )
+        return resolve_analysis(experiment, inputs)
+
+    def config_fingerprint(self, slug: str, platform: str, outcomes: tuple[str, ...] = ()) -> str:
+        """SHA-256 over every file that can change this experiment's analysis.
+
+        Covers its own TOML, the platform defaults, definitions (+ functions), and the outcomes it uses:
+        `outcomes` (Experimenter's) plus those its config lists. A missing file counts as "absent", so
+        adding one changes the fingerprint too. Files are read afresh, not from this instance's cache.
+        """
+        own = self.experiment_path(slug)
+        listed: tuple[str, ...] = ()
+        try:
+            listed = _configured_outcomes(parse_spec(read_toml(own))) if own.is_file() else ()
+        except ConfigError:
+            pass  # a broken config still gets a fingerprint (of its bytes)
+        paths = [own, self.defaults_path(platform), self.definitions_path(platform), self.functions_path()]
+        paths += [self.outcome_path(platform, o) for o in sorted(set(outcomes) | set(listed))]
+        digest = hashlib.sha256()
+        for path in paths:
+            digest.update(str(path.relative_to(self.root)).encode() + b"\0")
+            digest.update(path.read_bytes() if path.is_file() else b"<absent>")
+            digest.update(b"\0")
+        return digest.hexdigest()
+
+
+def _path_safe(name: str) -> str:
+    # names come from Experimenter and configs; one with "/" or ".." must not reach other files
+    if not is_valid_slug(name):
+        raise ConfigError(f"invalid name {name!r}: expected letters, digits, '-' and '_' only")
+    return name
+
+
+def _configured_outcomes(spec: ConfigSpec) -> tuple[str, ...]:
+    if spec.experiment is None:
+        return ()
+    value = spec.experiment.get("outcomes", [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise spec.experiment.error("expected a list of outcome slugs", "outcomes")
+    return tuple(value)

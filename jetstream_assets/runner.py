@@ -1,0 +1,119 @@
+"""Jetstream's daily run and rerun, executed as Dagster runs on the instance in DAGSTER_HOME, so every
+run shows in the UI afterwards."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+
+from jetstream_assets.analysis.selection import wants_partition
+from jetstream_assets.dagster_defs.partitions import experiments_partitions
+from jetstream_assets.dagster_defs.run_tags import daily_tags, rerun_tags
+from jetstream_assets.experimenter.store import read_snapshot
+from jetstream_assets.settings import setting
+
+
+@dataclass
+class ExperimentOutcome:
+    slug: str
+    status: str  # analysed | skipped | failed
+    run_id: str
+    detail: str = ""
+
+
+@dataclass
+class RunReport:
+    date: dt.date
+    snapshot_ok: bool
+    outcomes: list[ExperimentOutcome] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[ExperimentOutcome]:
+        return [o for o in self.outcomes if o.status == "failed"]
+
+
+def dagster_instance(home: str) -> dg.DagsterInstance:
+    """The instance in DAGSTER_HOME; when unset, `<JETSTREAM_HOME>/dagster_home` (created on first use)."""
+    if not os.environ.get("DAGSTER_HOME"):
+        dagster_home = Path(home).expanduser().absolute() / "dagster_home"
+        dagster_home.mkdir(parents=True, exist_ok=True)
+        (dagster_home / "dagster.yaml").touch()
+        os.environ["DAGSTER_HOME"] = str(dagster_home)
+    return dg.DagsterInstance.get()
+
+
+def _definitions() -> dg.Definitions:
+    # imported late: resources read the environment, which the CLI sets first
+    from jetstream_assets.definitions import defs
+
+    return defs
+
+
+# the CLI prints its own summary; the run's full event log stays in the instance for the UI
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def _materialized(result: dg.ExecuteInProcessResult) -> bool:
+    return any(e.is_step_materialization for e in result.all_events)
+
+
+def refresh_snapshot(instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+    job = _definitions().get_job_def("experimenter_snapshot")
+    return job.execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET)
+
+
+def run_monitoring(instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+    return _definitions().get_job_def("monitoring_daily").execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET)
+
+
+def analyse(instance: dg.DagsterInstance, slug: str, date: dt.date, *, rerun: bool) -> ExperimentOutcome:
+    job = _definitions().get_job_def("experiment_analysis")
+    tags = rerun_tags(date) if rerun else daily_tags(date)
+    result = job.execute_in_process(
+        instance=instance, partition_key=slug, tags=tags, raise_on_error=False, run_config=QUIET
+    )
+    if not result.success:
+        failure = result.get_run_failure_event()
+        step_failures = [e for e in result.all_events if e.is_step_failure]
+        detail = step_failures[0].event_specific_data.error.message.strip() if step_failures else (
+            failure.message if failure else "run failed")
+        return ExperimentOutcome(slug, "failed", result.run_id, detail.splitlines()[0] if detail else "")
+    status = "analysed" if _materialized(result) else "skipped"
+    return ExperimentOutcome(slug, status, result.run_id)
+
+
+def experiments_to_analyse(instance: dg.DagsterInstance, date: dt.date, slugs: list[str] | None) -> list[str]:
+    """Register partitions for analysable experiments and return the slugs to run."""
+    from jetstream_assets.dagster_defs.resources import initialized_resources
+
+    warehouse = initialized_resources()["warehouse"].get_warehouse()
+    experiments = read_snapshot(warehouse, today=dt.datetime.now(dt.timezone.utc).date())
+    if slugs:
+        wanted = [s for s in slugs if s in experiments]
+    else:
+        wanted = sorted(s for s, e in experiments.items() if wants_partition(e, date))
+    known = set(instance.get_dynamic_partitions(experiments_partitions.name))
+    new = [s for s in wanted if s not in known]
+    if new:
+        instance.add_dynamic_partitions(experiments_partitions.name, new)
+    return wanted
+
+
+def daily_run(date: dt.date, slugs: list[str] | None = None, *, rerun: bool = False) -> RunReport:
+    """Refresh the snapshot, register partitions, analyse each experiment (one Dagster run each), then
+    the monitoring assets. One experiment's failure never stops the others."""
+    instance = dagster_instance(setting("JETSTREAM_HOME"))
+    snapshot = refresh_snapshot(instance)
+    report = RunReport(date=date, snapshot_ok=snapshot.success)
+    wanted = experiments_to_analyse(instance, date, slugs)
+    missing = [s for s in (slugs or []) if s not in wanted]
+    for slug in missing:
+        report.outcomes.append(ExperimentOutcome(slug, "failed", "", "not in the Experimenter snapshot"))
+    for slug in wanted:
+        report.outcomes.append(analyse(instance, slug, date, rerun=rerun))
+    run_monitoring(instance)
+    return report

@@ -1,0 +1,48 @@
+"""Every setting of the project (contract §1), its default and its meaning: the README's table is this one."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+SAMPLE_DATA = Path(__file__).parent / "sample" / "data"
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: str
+    meaning: str
+
+
+SETTINGS = (
+    Setting("JETSTREAM_HOME", "./.jetstream", "embedded engine's home: `warehouse.duckdb` and the bucket folder `bucket/`"),
+    Setting("JETSTREAM_ENGINE", "duckdb", "`duckdb` (embedded) or `bigquery` (production: BigQuery + GCS via dagster-gcp)"),
+    Setting("JETSTREAM_PROJECT", "moz-fx-data-experiments", "BigQuery project of the results and monitoring datasets"),
+    Setting("JETSTREAM_DATASET", "mozanalysis", "results dataset (DuckDB: a schema of that name)"),
+    Setting("JETSTREAM_MONITORING_DATASET", "monitoring", "monitoring dataset (DuckDB: a schema)"),
+    Setting("JETSTREAM_BUCKET", "", "export target: a folder, or `gs://NAME` (empty: `$JETSTREAM_HOME/bucket`)"),
+    Setting("EXPERIMENTER_URL", "", "Experimenter API v8 `.../api/v8/experiments/` or a local JSON file (empty: the bundled sample snapshot)"),
+    Setting("METRIC_HUB_PATH", "", "a local folder in metric-hub layout (empty: the bundled sample configs)"),
+    Setting("JETSTREAM_QUERY_COST_ALERT_USD", "1.0", "a single query above this cost fails the cost check (severity WARN)"),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def setting(name: str) -> str:
+    """The value in the environment, else the default (used outside Dagster, e.g. by the CLI)."""
+    return os.environ.get(name) or _BY_NAME[name].default
+
+
+def default_bucket(home: str) -> str:
+    return str(Path(home) / "bucket")
+
+
+def bundled_experimenter_snapshot() -> str:
+    return str(SAMPLE_DATA / "experimenter_v8.json")
+
+
+def bundled_metric_hub() -> str:
+    return str(SAMPLE_DATA / "metric-hub")
