@@ -51,7 +51,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_validate(args: argparse.Namespace) -> int:
     from jetstream_assets.validate_config import validate_paths
 
-    return validate_paths([Path(p) for p in args.paths])
+    return validate_paths([Path(p) for p in args.paths], dry_run=not args.no_dry_run)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = sub.add_parser("validate-config", help="parse and dry-run metric-hub configs")
     validate.add_argument("paths", nargs="+", help="config files or metric-hub folders")
+    validate.add_argument("--no-dry-run", action="store_true", help="only parse; don't dry-run the SQL")
     validate.set_defaults(func=_cmd_validate)
     return parser
 

@@ -6,7 +6,7 @@ The model is Y ~ 1 + branch dummies (reference = the reference branch) [+ covari
 * `difference`: the branch coefficient with its t interval (df = n - p);
 * `relative_uplift`: exp(ln(μ_b/μ_ref)) - 1 where μ is the model prediction averaged over the covariate's
   10,000 quantiles (marginaleffects `avg_comparisons(comparison="lnratioavg")`), interval by the delta
-  method on the log scale with the same t quantile, then exponentiated.
+  method on the log scale with the normal quantile (marginaleffects sees no residual dof), exponentiated.
 """
 
 from __future__ import annotations
@@ -105,6 +105,7 @@ def _comparison_rows(y, labels, cov, reference: str, branches: list[str]) -> lis
         return rows
     coef, covariance, dof = fitted
     t = stats.t.ppf(1 - (1 - CONFIDENCE_INTERVAL) / 2, dof)
+    z = stats.norm.ppf(1 - (1 - CONFIDENCE_INTERVAL) / 2)
     covariate_mean = float(np.quantile(cov, COVARIATE_GRID).mean()) if cov is not None else 0.0
     base = np.zeros(len(coef))
     base[0] = 1.0
@@ -121,8 +122,8 @@ def _comparison_rows(y, labels, cov, reference: str, branches: list[str]) -> lis
             log_ratio = np.log(mu_focus / mu_ref)
             gradient = focus / mu_focus - base / mu_ref
             log_se = math.sqrt(max(float(gradient @ covariance @ gradient), 0.0))
-        rows.append(Row("mean_lm", branch, math.exp(log_ratio) - 1, math.exp(log_ratio - t * log_se) - 1,
-                        math.exp(log_ratio + t * log_se) - 1, comparison=RELATIVE_UPLIFT,
+        rows.append(Row("mean_lm", branch, math.exp(log_ratio) - 1, math.exp(log_ratio - z * log_se) - 1,
+                        math.exp(log_ratio + z * log_se) - 1, comparison=RELATIVE_UPLIFT,
                         comparison_to_branch=reference, ci_width=CONFIDENCE_INTERVAL))
     return rows
 
