@@ -11,6 +11,7 @@ from pathlib import Path
 import dagster as dg
 
 from jetstream_assets.analysis.selection import wants_partition
+from jetstream_assets.dagster_defs.errors_export import ERRORS_JSON_KEY
 from jetstream_assets.dagster_defs.partitions import experiments_partitions
 from jetstream_assets.dagster_defs.run_tags import daily_tags, rerun_tags
 from jetstream_assets.experimenter.store import read_snapshot
@@ -41,7 +42,10 @@ def dagster_instance(home: str) -> dg.DagsterInstance:
     if not os.environ.get("DAGSTER_HOME"):
         dagster_home = Path(home).expanduser().absolute() / "dagster_home"
         dagster_home.mkdir(parents=True, exist_ok=True)
-        (dagster_home / "dagster.yaml").touch()
+        config = dagster_home / "dagster.yaml"
+        if not config.exists():
+            # a laptop install phones nobody: the CLI's own instance has Dagster's telemetry off
+            config.write_text("telemetry:\n  enabled: false\n")
         os.environ["DAGSTER_HOME"] = str(dagster_home)
     return dg.DagsterInstance.get()
 
@@ -58,30 +62,38 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def _materialized(result: dg.ExecuteInProcessResult) -> bool:
-    return any(e.is_step_materialization for e in result.all_events)
+    """Whether the analysis produced anything (the errors export is published even for a skip)."""
+    return any(
+        e.is_step_materialization and e.asset_key != ERRORS_JSON_KEY for e in result.all_events
+    )
+
+
+def _root_cause(error) -> str:
+    """The first error of ours under Dagster's wrappers: it names the experiment and the table."""
+    while error.cause is not None and (error.cls_name or "").startswith("Dagster"):
+        error = error.cause
+    return error.message.strip().splitlines()[0] if error.message else ""
 
 
 def refresh_snapshot(instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
-    job = _definitions().get_job_def("experimenter_snapshot")
+    job = _definitions().resolve_job_def("experimenter_snapshot")
     return job.execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET)
 
 
 def run_monitoring(instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
-    return _definitions().get_job_def("monitoring_daily").execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET)
+    return _definitions().resolve_job_def("monitoring_daily").execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET)
 
 
 def analyse(instance: dg.DagsterInstance, slug: str, date: dt.date, *, rerun: bool) -> ExperimentOutcome:
-    job = _definitions().get_job_def("experiment_analysis")
+    job = _definitions().resolve_job_def("experiment_analysis")
     tags = rerun_tags(date) if rerun else daily_tags(date)
     result = job.execute_in_process(
         instance=instance, partition_key=slug, tags=tags, raise_on_error=False, run_config=QUIET
     )
     if not result.success:
-        failure = result.get_run_failure_event()
         step_failures = [e for e in result.all_events if e.is_step_failure]
-        detail = step_failures[0].event_specific_data.error.message.strip() if step_failures else (
-            failure.message if failure else "run failed")
-        return ExperimentOutcome(slug, "failed", result.run_id, detail.splitlines()[0] if detail else "")
+        detail = _root_cause(step_failures[0].event_specific_data.error) if step_failures else "run failed"
+        return ExperimentOutcome(slug, "failed", result.run_id, detail)
     status = "analysed" if _materialized(result) else "skipped"
     return ExperimentOutcome(slug, status, result.run_id)
 

@@ -21,3 +21,5 @@ def experimenter_server() -> Iterator[StubHttpServer]:
         yield server
     finally:
         server.close()
+
+pytest_plugins = ["jetstream_assets_tests.fixtures_sample"]

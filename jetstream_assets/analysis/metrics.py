@@ -12,7 +12,13 @@ from dataclasses import dataclass, field
 
 from jetstream_assets.analysis.logs import context
 from jetstream_assets.analysis.plan import AnalysisPlan
-from jetstream_assets.core.naming import enrollments_table, metrics_table, metrics_table_prefix, metrics_view
+from jetstream_assets.core.naming import (
+    enrollments_table,
+    is_period_result,
+    metrics_table,
+    metrics_table_prefix,
+    metrics_view,
+)
 from jetstream_assets.core.windows import AnalysisWindow
 from jetstream_assets.engines.warehouse import QueryLabels, Warehouse, WarehouseError
 from jetstream_assets.metric_hub.models import AnalysisConfig, Metric
@@ -84,10 +90,20 @@ def _compute_window(
         )
 
 
+def drop_period_results(warehouse: Warehouse, slug: str) -> list[str]:
+    """A rerun starts clean, as Jetstream's does: windows or bases no longer configured must not linger."""
+    stale = [t for t in warehouse.list_tables(warehouse.dataset) if is_period_result(slug, t)]
+    if stale:
+        warehouse.drop_tables(warehouse.dataset, stale)
+    return stale
+
+
 def compute_metrics(
     warehouse: Warehouse, config: AnalysisConfig, plan: AnalysisPlan, log: logging.Logger
 ) -> list[MetricsTable]:
     slug = config.experiment.slug
+    if plan.rerun:
+        drop_period_results(warehouse, slug)
     results: list[MetricsTable] = []
     for period_plan in plan.periods:
         if not period_plan.windows:

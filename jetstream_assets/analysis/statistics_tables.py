@@ -36,25 +36,14 @@ class StatisticsTable:
     failures: list[str] = field(default_factory=list)
 
 
-def count_rows(frame: pd.DataFrame, branches: tuple[str, ...], segment: str, basis: str) -> pd.DataFrame:
+def count_rows(frame: pd.DataFrame, branches: tuple[str, ...], segment: str, basis: str) -> list[dict]:
     """Jetstream's `identity`/`count` rows: clients per branch, 0 for a branch nobody enrolled in."""
     counts = frame["branch"].value_counts()
-    return pd.DataFrame(
-        {
-            "metric": "identity",
-            "statistic": "count",
-            "parameter": None,
-            "branch": list(branches),
-            "comparison": None,
-            "comparison_to_branch": None,
-            "ci_width": None,
-            "point": [float(counts.get(b, 0)) for b in branches],
-            "lower": None,
-            "upper": None,
-            "segment": segment,
-            "analysis_basis": basis,
-        }
-    )
+    return [
+        {"metric": "identity", "statistic": "count", "branch": b, "point": float(counts.get(b, 0)),
+         "segment": segment, "analysis_basis": basis}
+        for b in branches
+    ]
 
 
 def _read_metrics(warehouse: Warehouse, table: MetricsTable, columns: list[str], slug: str) -> pd.DataFrame:
@@ -73,7 +62,7 @@ def _window_rows(
     branches = config.experiment.branch_slugs
     segments = [s.name for s in config.segments]
     metrics_by_name = config.all_metrics()
-    parts: list[pd.DataFrame] = []
+    records: list[dict] = []
     for table in tables:
         basis = table.basis
         present = table.metrics
@@ -82,7 +71,7 @@ def _window_rows(
         clients[basis] = {b: int((frame["branch"] == b).sum()) for b in branches}
         for segment in ["all", *segments]:
             subset = frame if segment == "all" else frame[frame[segment].fillna(False).astype(bool)]
-            parts.append(count_rows(subset, branches, segment, basis))
+            records.extend(count_rows(subset, branches, segment, basis))
             for metric_name in present:
                 metric = metrics_by_name[metric_name]
                 values = subset[["branch", metric_name]]
@@ -114,12 +103,10 @@ def _window_rows(
                             slug, spec.name, metric_name, period.value, table.window_index, basis, segment,
                             problem, exc_info=problem, extra=context(**where),
                         )
-                    parts.append(rows)
+                    records.extend(rows.to_dict("records"))
         for metric_name in table.failed_metrics:
             failures.append(f"{metric_name}/*/{basis}")
-    if not parts:
-        return pd.DataFrame(columns=STATISTICS_COLUMNS)
-    return pd.concat(parts, ignore_index=True)[STATISTICS_COLUMNS]
+    return pd.DataFrame.from_records(records, columns=STATISTICS_COLUMNS)
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:

@@ -55,3 +55,17 @@ def metadata_object(slug: str) -> str:
 
 def errors_object(slug: str) -> str:
     return f"errors/errors_{table_slug(slug)}.json"
+
+
+_PERIODS = "day|week|days28|overall|preenrollment_week|preenrollment_days28"
+_SUFFIXES = "daily|weekly|days28|overall|preenrollment_weekly|preenrollment_days28"
+
+
+def is_period_result(slug: str, name: str) -> bool:
+    """Whether `name` is one of the experiment's metrics/statistics tables or views (what a rerun replaces)."""
+    s = re.escape(table_slug(slug))
+    pattern = (
+        rf"^(?:{s}_(?:enrollments|exposures)_(?:(?:{_PERIODS})_[0-9]+|{_SUFFIXES})"
+        rf"|statistics_{s}_(?:(?:{_PERIODS})_[0-9]+|{_SUFFIXES}))$"
+    )
+    return re.match(pattern, name) is not None

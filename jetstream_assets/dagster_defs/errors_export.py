@@ -21,20 +21,25 @@ def publish_errors(context, warehouse: WarehouseResource, bucket: BucketResource
     experiment's errors whatever the step's outcome. An export problem is reported, never raised over
     the step's own result."""
     started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    try:
-        yield
-    finally:
-        slug = context.partition_key
+    wh = warehouse.get_warehouse()
+    with wh.session():
         try:
-            wh = warehouse.get_warehouse()
-            experiment = read_snapshot(wh, today=started.date()).get(slug)
-            result = export_errors(wh, bucket.get_bucket(), slug, errors_window_start(experiment, started))
-            context.log_event(
-                dg.AssetMaterialization(
-                    asset_key=ERRORS_JSON_KEY,
-                    partition=slug,
-                    metadata={"dagster/row_count": result.rows, "uri": dg.MetadataValue.url(result.uri)},
-                )
+            yield
+        finally:
+            _export(context, wh, bucket, started)
+
+
+def _export(context, wh, bucket: BucketResource, started: dt.datetime) -> None:
+    slug = context.partition_key
+    try:
+        experiment = read_snapshot(wh, today=started.date()).get(slug)
+        result = export_errors(wh, bucket.get_bucket(), slug, errors_window_start(experiment, started))
+        context.log_event(
+            dg.AssetMaterialization(
+                asset_key=ERRORS_JSON_KEY,
+                partition=slug,
+                metadata={"dagster/row_count": result.rows, "uri": dg.MetadataValue.url(result.uri)},
             )
-        except Exception as e:
-            context.log.error(f"{slug}: could not export errors JSON: {e}")
+        )
+    except Exception as e:
+        context.log.error(f"{slug}: could not export errors JSON: {e}")

@@ -5,6 +5,7 @@ An unset variable falls back to the contract's default, so a laptop needs no con
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -30,6 +31,12 @@ def _env(name: str):
     return dg.EnvVar(name) if os.environ.get(name) else _DEFAULTS[name]
 
 
+@functools.lru_cache(maxsize=8)
+def _duckdb_warehouse(path: str, project: str, dataset: str, monitoring_dataset: str) -> DuckDBWarehouse:
+    # one adapter per file and process: its set-up runs once and steps can share a pinned session
+    return DuckDBWarehouse(path, project, dataset, monitoring_dataset)
+
+
 class WarehouseResource(dg.ConfigurableResource):
     """The results and monitoring warehouse: DuckDB file (embedded) or BigQuery (production)."""
 
@@ -42,7 +49,7 @@ class WarehouseResource(dg.ConfigurableResource):
     def get_warehouse(self) -> Warehouse:
         if self.engine == "duckdb":
             path = str(Path(self.home).expanduser().absolute() / "warehouse.duckdb")
-            return DuckDBWarehouse(path, self.project, self.dataset, self.monitoring_dataset)
+            return _duckdb_warehouse(path, self.project, self.dataset, self.monitoring_dataset)
         raise dg.Failure(
             f"JETSTREAM_ENGINE={self.engine!r} is not available: this build ships the embedded engine "
             "(`duckdb`); set JETSTREAM_ENGINE=duckdb"

@@ -59,6 +59,7 @@ class DuckDBWarehouse(Warehouse):
     def __init__(self, path: str, project: str, dataset: str, monitoring_dataset: str):
         super().__init__(project, dataset, monitoring_dataset)
         self.path = path
+        self._pinned: duckdb.DuckDBPyConnection | None = None
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         with self._connect() as con:
             con.execute(_BOOKKEEPING)
@@ -66,7 +67,29 @@ class DuckDBWarehouse(Warehouse):
                 con.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(schema)}")
 
     @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """Keep one connection open for a block of work (opening the file costs ~20 ms each time);
+        other processes wait for the lock until the block ends, so keep blocks to one step."""
+        if self._pinned is not None:
+            yield
+            return
+        with self._open() as con:
+            self._pinned = con
+            try:
+                yield
+            finally:
+                self._pinned = None
+
+    @contextlib.contextmanager
     def _connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        if self._pinned is not None:
+            yield self._pinned
+            return
+        with self._open() as con:
+            yield con
+
+    @contextlib.contextmanager
+    def _open(self) -> Iterator[duckdb.DuckDBPyConnection]:
         deadline = time.monotonic() + LOCK_WAIT_SECONDS
         delay = 0.05
         while True:
@@ -228,6 +251,19 @@ class DuckDBWarehouse(Warehouse):
             con.execute("BEGIN TRANSACTION")
             con.execute(f"CREATE OR REPLACE VIEW {_ident(dataset)}.{_ident(view)} AS {union}")
             self._touch(con, dataset, view, "", None)
+            con.execute("COMMIT")
+
+    def drop_tables(self, dataset: str, names: list[str]) -> None:
+        with self._connect() as con:
+            views = {n for (n,) in con.execute("SELECT view_name FROM duckdb_views() WHERE schema_name = ?", [dataset]).fetchall()}
+            con.execute("BEGIN TRANSACTION")
+            for name in names:
+                kind = "VIEW" if name in views else "TABLE"
+                con.execute(f"DROP {kind} IF EXISTS {_ident(dataset)}.{_ident(name)}")
+            con.execute(
+                f"DELETE FROM {INTERNAL_SCHEMA}.table_metadata WHERE dataset = ? AND list_contains(?, table_name)",
+                [dataset, names],
+            )
             con.execute("COMMIT")
 
     def list_tables(self, dataset: str, prefix: str = "") -> list[str]:

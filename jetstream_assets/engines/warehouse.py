@@ -7,9 +7,10 @@ carry labels (experiment slug, destination) so cost can be attributed to an expe
 from __future__ import annotations
 
 import abc
+import contextlib
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import pandas as pd
 
@@ -72,6 +73,10 @@ class Warehouse(abc.ABC):
         """A view over every `<table_prefix><n>` table with an added `window_index` column (= n)."""
 
     @abc.abstractmethod
+    def drop_tables(self, dataset: str, names: list[str]) -> None:
+        """Drop these tables or views if they exist (only ever the pipeline's own)."""
+
+    @abc.abstractmethod
     def list_tables(self, dataset: str, prefix: str = "") -> list[str]: ...
 
     @abc.abstractmethod
@@ -81,6 +86,11 @@ class Warehouse(abc.ABC):
     @abc.abstractmethod
     def table_schema(self, dataset: str, table: str) -> list[str]:
         """Column names of an existing table."""
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """A block of related work; engines that benefit keep a connection open through it."""
+        yield
 
     def table_exists(self, dataset: str, table: str) -> bool:
         return self.table_modified(dataset, table) is not None

@@ -10,7 +10,6 @@ analysed at all (a missing column, NULLs left by a pre-treatment, non-binary val
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from jetstream_assets.statistics.errors import StatisticComputationError, StatisticConfigError
@@ -52,7 +51,7 @@ def compute(
     if missing:
         raise StatisticComputationError(metric, statistic_name, f"column(s) {missing} not in the data")
 
-    frame = data.dropna(subset=columns) if stat.rejects_nulls else data
+    frame = data.dropna(subset=columns)
     for pre_treatment in pre_treatments:
         frame = pre_treatment.apply(frame, columns, window_days)
     if stat.rejects_nulls and frame[columns].isna().to_numpy().any():
@@ -62,10 +61,15 @@ def compute(
 
     output = stat.function(frame, metric, seed, **resolved)
     rows = to_frame(output.rows, metric, segment, analysis_basis)
-    rows.attrs[ERRORS_ATTR] = output.errors
+    rows.attrs[ERRORS_ATTR] = [
+        StatisticComputationError(metric, statistic_name, f.reason, f.reference_branch) for f in output.failures
+    ]
     return rows
 
 
 def computation_errors(rows: pd.DataFrame) -> list[StatisticComputationError]:
-    """The per-reference-branch failures `compute()` attached to its rows (empty when all succeeded)."""
+    """The per-reference-branch failures `compute()` attached to its rows (empty when all succeeded).
+
+    Each names the metric, the statistic's config name (e.g. `bootstrap_mean`) and the reference branch.
+    """
     return list(rows.attrs.get(ERRORS_ATTR, []))

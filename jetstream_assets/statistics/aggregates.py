@@ -16,7 +16,8 @@ def count(data: pd.DataFrame, metric: str, seed: int | None) -> StatisticOutput:
 
 
 def sum_(data: pd.DataFrame, metric: str, seed: int | None) -> StatisticOutput:
+    """Per-branch sum, skipping NULLs (pandas `groupby().sum()`, as Jetstream)."""
     values = values_by_branch(data, metric, branches_of(data))
     return StatisticOutput([
-        Row("sum", b, float(np.sum(values.get(b, np.zeros(0))))) for b in branches_of(data)
+        Row("sum", b, float(np.nansum(values.get(b, np.zeros(0))))) for b in branches_of(data)
     ])

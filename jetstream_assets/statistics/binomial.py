@@ -30,5 +30,5 @@ def binomial(data: pd.DataFrame, metric: str, seed: int | None, *, confidence_in
         lower, upper = posterior.ppf([low_q, high_q])
         out.rows.append(Row("binomial", branch, posterior.mean(), lower, upper, ci_width=confidence_interval))
         samples[branch] = branch_rng(seed, branch).beta(posterior.args[0], posterior.args[1], NUM_SAMPLES)
-    out.extend(comparison_rows(samples, metric, "binomial", confidence_interval))
+    out.extend(comparison_rows(samples, "binomial", confidence_interval))
     return out

@@ -59,11 +59,13 @@ def exact_dirichlet_means(
     values: np.ndarray, counts: np.ndarray, num_samples: int, rng: np.random.Generator,
 ) -> np.ndarray:
     shapes = counts.astype(float)
+    all_single = bool((counts == 1).all())  # Gamma(1) is Exp(1), which numpy draws about twice as fast
     out = np.empty(num_samples)
     chunk = max(1, CHUNK_ELEMENTS // len(values))
     for start in range(0, num_samples, chunk):
         size = min(chunk, num_samples - start)
-        weights = rng.standard_gamma(shapes, size=(size, len(values)))
+        shape = (size, len(values))
+        weights = rng.standard_exponential(shape) if all_single else rng.standard_gamma(shapes, size=shape)
         out[start:start + size] = (weights @ values) / weights.sum(axis=1)
     return out
 

@@ -10,8 +10,16 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from jetstream_assets.statistics.errors import StatisticComputationError
-from jetstream_assets.statistics.rows import DIFFERENCE, RELATIVE_UPLIFT, Row, StatisticOutput, summarize_samples
+from jetstream_assets.statistics.rows import (
+    DIFFERENCE,
+    RELATIVE_UPLIFT,
+    ReferenceFailure,
+    Row,
+    StatisticOutput,
+    summarize_samples,
+)
+
+ALL_ZERO_REFERENCE = "the reference branch is all zeros, relative uplift is undefined"
 
 
 def individual_rows(
@@ -30,20 +38,18 @@ def individual_rows(
 
 
 def comparison_rows(
-    samples: dict[str, np.ndarray], metric: str, statistic: str, confidence_interval: float,
+    samples: dict[str, np.ndarray], statistic: str, confidence_interval: float,
     parameters: Sequence[float | None] = (None,),
 ) -> StatisticOutput:
     """`difference` and `relative_uplift` rows for every ordered pair of branches.
 
     A reference branch whose statistic is identically zero has no relative uplift: it is reported as a
-    `StatisticComputationError` and skipped; the other reference branches are still compared.
+    failure and skipped; the other reference branches are still compared.
     """
     out = StatisticOutput()
     for reference, ref_samples in samples.items():
         if not np.any(ref_samples):
-            out.errors.append(StatisticComputationError(
-                metric, statistic, "the reference branch is all zeros, relative uplift is undefined", reference,
-            ))
+            out.failures.append(ReferenceFailure(reference, ALL_ZERO_REFERENCE))
             continue
         for focus, focus_samples in samples.items():
             if focus == reference:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -25,7 +26,8 @@ def make_grid(values: np.ndarray, size: int, log_space: bool) -> tuple[np.ndarra
 
 
 def _curve_rows(
-    statistic: str, data: pd.DataFrame, metric: str, grid_size: int, log_space: bool, evaluate,
+    statistic: str, data: pd.DataFrame, metric: str, grid_size: int, log_space: bool,
+    evaluate: Callable[[np.ndarray, np.ndarray], np.ndarray],
 ) -> StatisticOutput:
     out = StatisticOutput()
     for branch, values in values_by_branch(data, metric, branches_of(data)).items():

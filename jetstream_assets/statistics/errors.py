@@ -11,6 +11,10 @@ class StatisticConfigError(ValueError):
         self.parameter = parameter
         where = f"statistic '{statistic}'" + (f", parameter '{parameter}'" if parameter else "")
         super().__init__(f"{where}: {message}")
+        self._args = (statistic, message, parameter)
+
+    def __reduce__(self):  # rebuildable by copy/pickle (pandas deep-copies `DataFrame.attrs`)
+        return type(self), self._args
 
 
 class StatisticComputationError(RuntimeError):
@@ -26,3 +30,7 @@ class StatisticComputationError(RuntimeError):
         self.reason = message
         against = f" against reference branch '{reference_branch}'" if reference_branch is not None else ""
         super().__init__(f"Error while computing statistic {statistic} for metric {metric}{against}: {message}")
+        self._args = (metric, statistic, message, reference_branch)
+
+    def __reduce__(self):  # rebuildable by copy/pickle (pandas deep-copies `DataFrame.attrs`)
+        return type(self), self._args

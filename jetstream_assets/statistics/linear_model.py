@@ -17,9 +17,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from jetstream_assets.statistics.comparisons import ALL_ZERO_REFERENCE
 from jetstream_assets.statistics.data import as_float, branches_of
-from jetstream_assets.statistics.errors import StatisticComputationError, StatisticConfigError
-from jetstream_assets.statistics.rows import DIFFERENCE, RELATIVE_UPLIFT, Row, StatisticOutput
+from jetstream_assets.statistics.errors import StatisticConfigError
+from jetstream_assets.statistics.rows import DIFFERENCE, RELATIVE_UPLIFT, ReferenceFailure, Row, StatisticOutput
 
 CONFIDENCE_INTERVAL = 0.95  # Jetstream passes alphas=[0.05] and stores ci_width 0.95
 PREENROLLMENT_PERIODS = ("preenrollment_week", "preenrollment_days28")
@@ -149,10 +150,7 @@ def linear_model_mean(
     out.rows = _individual_rows(y, labels, branches)
     for reference in branches:
         if not np.any(y[labels == reference]):  # Jetstream PR #3273: no relative uplift against all zeros
-            out.errors.append(StatisticComputationError(
-                metric, "linear_model_mean", "the reference branch is all zeros, relative uplift is undefined",
-                reference,
-            ))
+            out.failures.append(ReferenceFailure(reference, ALL_ZERO_REFERENCE))
             continue
         out.rows += _comparison_rows(y, labels, cov, reference, branches)
     return out

@@ -32,7 +32,7 @@ def bootstrap_mean(
     """Jetstream `bootstrap_mean` → stored as `mean` (mozanalysis `bayesian_bootstrap.compare_branches`)."""
     samples = _bayesian_mean_samples(data, metric, seed, num_samples, drop_highest, confidence_interval)
     out = StatisticOutput(individual_rows(samples, "mean", confidence_interval))
-    out.extend(comparison_rows(samples, metric, "mean", confidence_interval))
+    out.extend(comparison_rows(samples, "mean", confidence_interval))
     return out
 
 
@@ -43,7 +43,7 @@ def per_client_dau_impact(
     """Jetstream `per_client_dau_impact`: the bootstrap-mean comparisons, differences scaled by the number of
     clients in the analysed population (the gain if the branch were shipped to it); no individual rows."""
     samples = _bayesian_mean_samples(data, metric, seed, num_samples, drop_highest, confidence_interval)
-    comparisons = comparison_rows(samples, metric, "per_client_dau_impact", confidence_interval)
+    comparisons = comparison_rows(samples, "per_client_dau_impact", confidence_interval)
     clients = len(data)
     rows = [
         Row(r.statistic, r.branch, r.point * clients, r.lower * clients, r.upper * clients,
@@ -51,7 +51,7 @@ def per_client_dau_impact(
         if r.comparison == DIFFERENCE else r
         for r in comparisons.rows
     ]
-    return StatisticOutput(rows, comparisons.errors)
+    return StatisticOutput(rows, comparisons.failures)
 
 
 def population_ratio(
@@ -66,5 +66,5 @@ def population_ratio(
         samples[branch] = bootstrap_ratios(clipped[:, 0], clipped[:, 1], num_samples, branch_rng(seed, branch),
                                            interval_quantile)
     out = StatisticOutput(individual_rows(samples, "population_ratio", confidence_interval))
-    out.extend(comparison_rows(samples, metric, "population_ratio", confidence_interval))
+    out.extend(comparison_rows(samples, "population_ratio", confidence_interval))
     return out

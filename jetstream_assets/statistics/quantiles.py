@@ -33,5 +33,5 @@ def deciles(
         for branch, values in values_by_branch(data, metric, branches_of(data)).items()
     }
     out = StatisticOutput(individual_rows(samples, "deciles", confidence_interval, DECILES))
-    out.extend(comparison_rows(samples, metric, "deciles", confidence_interval, DECILES))
+    out.extend(comparison_rows(samples, "deciles", confidence_interval, DECILES))
     return out

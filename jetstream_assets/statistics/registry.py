@@ -19,7 +19,7 @@ class StatisticDefinition:
     function: Callable[..., StatisticOutput]
     parameters: Mapping[str, Any] = field(default_factory=dict)  # name -> default (or REQUIRED)
     reads_pairs: bool = False  # numerator/denominator columns instead of the metric column
-    rejects_nulls: bool = True  # mozanalysis refuses NULL values (linear models drop them themselves)
+    rejects_nulls: bool = True  # NULLs made by pre-treatments are an error (mozanalysis refuses them)
 
     def resolve(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Defaults overlaid with the configured params; unknown or missing ones are config errors."""
@@ -63,7 +63,7 @@ STATISTICS: dict[str, StatisticDefinition] = {
         StatisticDefinition("deciles", quantiles.deciles, {"confidence_interval": 0.95, "num_samples": 10_000}),
         StatisticDefinition("count", aggregates.count, rejects_nulls=False),
         StatisticDefinition("sum", aggregates.sum_, rejects_nulls=False),
-        StatisticDefinition(
+        StatisticDefinition(  # mozanalysis drops NULL rows itself before fitting
             "linear_model_mean", linear_model.linear_model_mean,
             {"drop_highest": 0.005, "covariate_adjustment": None, "period": None}, rejects_nulls=False,
         ),

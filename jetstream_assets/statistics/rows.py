@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 
 from jetstream_assets.core.schema import STATISTICS_SCHEMA, column_names
-from jetstream_assets.statistics.errors import StatisticComputationError
 
 STATISTICS_COLUMNS = column_names(STATISTICS_SCHEMA)
 DIFFERENCE = "difference"
@@ -31,16 +30,24 @@ class Row:
     ci_width: float | None = None
 
 
+@dataclass(frozen=True)
+class ReferenceFailure:
+    """A reference branch the statistic could not compare against, and why."""
+
+    reference_branch: str
+    reason: str
+
+
 @dataclass
 class StatisticOutput:
     """What one statistic produced: its rows, and the reference branches it could not compare against."""
 
     rows: list[Row] = field(default_factory=list)
-    errors: list[StatisticComputationError] = field(default_factory=list)
+    failures: list[ReferenceFailure] = field(default_factory=list)
 
     def extend(self, other: StatisticOutput) -> None:
         self.rows.extend(other.rows)
-        self.errors.extend(other.errors)
+        self.failures.extend(other.failures)
 
 
 def interval_quantiles(confidence_interval: float) -> tuple[float, float]:

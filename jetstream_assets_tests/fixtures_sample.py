@@ -1,0 +1,59 @@
+"""Fixtures and Dagster helpers around the small sample (registered through conftest's `pytest_plugins`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from jetstream_assets.dagster_defs.analysis_assets import enrollments, metrics, statistics
+from jetstream_assets.dagster_defs.export_assets import metadata_json, statistics_json
+from jetstream_assets.dagster_defs.monitoring_assets import experimenter_experiments_v1
+from jetstream_assets.dagster_defs.partitions import experiments_partitions
+from jetstream_assets.dagster_defs.run_tags import daily_tags, rerun_tags
+from jetstream_assets_tests.small_sample import SmallSample, write_small_sample
+
+# the selection of the `experiment_analysis` job
+ANALYSIS_ASSETS = [enrollments, metrics, statistics, statistics_json, metadata_json]
+
+
+@pytest.fixture
+def small_sample(tmp_path: Path) -> SmallSample:
+    """The small demo sample (telemetry + Experimenter JSON) in a fresh home under tmp_path."""
+    return write_small_sample(tmp_path / "home")
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    """An ephemeral Dagster instance for one test."""
+    with dg.instance_for_test() as inst:
+        yield inst
+
+
+def load_snapshot(instance: dg.DagsterInstance, resources: dict[str, Any]) -> dg.ExecuteInProcessResult:
+    """Materialize monitoring.experimenter_experiments_v1 from the resources' Experimenter source."""
+    return dg.materialize([experimenter_experiments_v1], resources=resources, instance=instance,
+                          raise_on_error=False)
+
+
+def analyse(
+    instance: dg.DagsterInstance, resources: dict[str, Any], slug: str, date: dt.date, *, rerun: bool = False
+) -> dg.ExecuteInProcessResult:
+    """One run of the analysis job's assets for the partition `slug` (registered if new)."""
+    if not instance.has_dynamic_partition(experiments_partitions.name, slug):
+        instance.add_dynamic_partitions(experiments_partitions.name, [slug])
+    return dg.materialize(
+        ANALYSIS_ASSETS,
+        partition_key=slug,
+        tags=rerun_tags(date) if rerun else daily_tags(date),
+        resources=resources,
+        instance=instance,
+    )
+
+
+def materializations(result: dg.ExecuteInProcessResult) -> list[dg.AssetMaterialization]:
+    return [e.materialization for e in result.get_asset_materialization_events()]
