@@ -229,7 +229,7 @@ def test_rerunning_the_same_date_changes_nothing(daily_analysis: tuple[Analysed,
     assert first.files, "the runs published files"
     assert_same_state(first, again)
     enrollments = again.tables[f"enrollments_{SLUG_TABLE}"]
-    assert not enrollments.duplicated(["client_id"]).any()
+    assert not enrollments.duplicated(["analysis_id"]).any()
     for n in (1, 2):
         assert not again.tables[f"statistics_{SLUG_TABLE}_week_{n}"].duplicated(STATISTICS_KEY_COLUMNS).any()
 

@@ -74,8 +74,6 @@ def _window_rows(
             records.extend(count_rows(subset, branches, segment, basis))
             for metric_name in present:
                 metric = metrics_by_name[metric_name]
-                values = subset[["branch", metric_name]]
-                values = values[values[metric_name].notna()]  # Jetstream's `<metric> IS NOT NULL` subset
                 for spec in metric.statistics:
                     where = dict(
                         experiment=slug, metric=metric_name, statistic=spec.name, analysis_basis=basis,
@@ -83,7 +81,9 @@ def _window_rows(
                     )
                     try:
                         rows = statistics.compute(
-                            spec.name, values, metric_name, segment=segment, analysis_basis=basis,
+                            # the whole frame: compute() drops NULLs in the columns it reads (Jetstream's
+                            # `<metric> IS NOT NULL`) and ratio statistics read other metrics' columns
+                            spec.name, subset, metric_name, segment=segment, analysis_basis=basis,
                             seed=statistics.stable_seed(slug, metric_name, spec.name, period.value, table.window_index),
                             window_days=table.window_days,
                             **spec.params,
