@@ -55,6 +55,7 @@ def test_create_table_as_replaces_and_counts_rows(warehouse):
 @pytest.mark.parametrize("failing_sql", [
     "SELECT no_such_column FROM mozanalysis.t",  # fails while binding
     "SELECT CAST('not a number' AS INT64) AS a",  # fails while running
+    "SELECT (1 AS a",  # cannot even be parsed as BigQuery SQL
 ])
 def test_failed_create_table_as_leaves_the_old_table_intact(warehouse, failing_sql):
     warehouse.create_table_as(DS, "t", "SELECT 1 AS a UNION ALL SELECT 2")
@@ -63,6 +64,14 @@ def test_failed_create_table_as_leaves_the_old_table_intact(warehouse, failing_s
         warehouse.create_table_as(DS, "t", failing_sql)
     assert rows_of(warehouse, "SELECT a FROM mozanalysis.t ORDER BY a") == [{"a": 1}, {"a": 2}]
     assert warehouse.table_modified(DS, "t") == before
+
+
+def test_unparseable_sql_is_a_recorded_warehouse_error(warehouse):
+    with pytest.raises(WarehouseError, match="query failed .experiment exp-a"):
+        warehouse.query("SELECT (1 AS a", QueryLabels(experiment="exp-a"))
+    log = warehouse.query_log()
+    assert log.iloc[-1]["query"] == "SELECT (1 AS a"
+    assert log.iloc[-1]["error_reason"] == "SqlTranslationError"
 
 
 def snapshot_experiments() -> list[Experiment]:

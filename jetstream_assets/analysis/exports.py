@@ -34,6 +34,7 @@ class ExportResult:
     uri: str
     rows: int
     written: bool  # False when the object was already newer than its source
+    payload: Any = None
 
 
 def _clean(value: Any) -> Any:
@@ -158,7 +159,7 @@ def export_errors(warehouse: Warehouse, bucket: Bucket, slug: str, since: dt.dat
     key = errors_object(slug)
     records = errors_records(warehouse, slug, since)
     _validate(AnalysisErrors, records, key)
-    return ExportResult(key, bucket.write_json(key, records), len(records), written=True)
+    return ExportResult(key, bucket.write_json(key, records), len(records), written=True, payload=records)
 
 
 def errors_window_start(experiment: Experiment | None, analysis_start_time: dt.datetime) -> dt.datetime:

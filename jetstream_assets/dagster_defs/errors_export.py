@@ -9,6 +9,7 @@ from typing import Iterator
 import dagster as dg
 
 from jetstream_assets.analysis.exports import export_errors, errors_window_start
+from jetstream_assets.dagster_defs.markdown import md_table
 from jetstream_assets.dagster_defs.resources import BucketResource, WarehouseResource
 from jetstream_assets.experimenter.store import read_snapshot
 
@@ -38,7 +39,18 @@ def _export(context, wh, bucket: BucketResource, started: dt.datetime) -> None:
             dg.AssetMaterialization(
                 asset_key=ERRORS_JSON_KEY,
                 partition=slug,
-                metadata={"dagster/row_count": result.rows, "uri": dg.MetadataValue.url(result.uri)},
+                metadata={
+                    "dagster/row_count": result.rows,
+                    "uri": dg.MetadataValue.url(result.uri),
+                    "errors": dg.MetadataValue.md(
+                        md_table(
+                            ["time", "level", "type", "metric", "message"],
+                            [(r["timestamp"], r["log_level"], r["exception_type"], r["metric"], r["message"][:160])
+                             for r in result.payload],
+                            limit=10,
+                        )
+                    ),
+                },
             )
         )
     except Exception as e:

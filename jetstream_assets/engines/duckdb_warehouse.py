@@ -21,7 +21,7 @@ import pandas as pd
 
 from jetstream_assets.core.schema import Schema, duckdb_type
 from jetstream_assets.engines.warehouse import QueryLabels, Warehouse, WarehouseError
-from jetstream_assets.sql.dialect import bigquery_to_duckdb
+from jetstream_assets.sql.dialect import SqlTranslationError, bigquery_to_duckdb
 
 INTERNAL_SCHEMA = "_jetstream"
 LOCK_WAIT_SECONDS = 300.0
@@ -127,9 +127,17 @@ class DuckDBWarehouse(Warehouse):
             ],
         )
 
+    def _translate(self, con, sql: str, labels: QueryLabels | None, failure: str) -> str:
+        """BigQuery SQL as DuckDB's; SQL that cannot be parsed is recorded and raised like a failed query."""
+        try:
+            return bigquery_to_duckdb(sql)
+        except SqlTranslationError as e:
+            self._record(con, sql, labels, 0.0, e)
+            raise WarehouseError(f"{failure}: {e}") from e
+
     def query(self, sql: str, labels: QueryLabels | None = None) -> pd.DataFrame:
-        translated = bigquery_to_duckdb(sql)
         with self._connect() as con:
+            translated = self._translate(con, sql, labels, f"query failed{_purpose(labels)}")
             started = time.perf_counter()
             try:
                 frame = con.execute(translated).df()
@@ -140,11 +148,11 @@ class DuckDBWarehouse(Warehouse):
             return frame
 
     def dry_run(self, sql: str, labels: QueryLabels | None = None) -> int | None:
-        try:
-            translated = bigquery_to_duckdb(sql)
-        except ValueError as e:
-            raise WarehouseError(f"dry run failed{_purpose(labels)}: {e}") from e
         with self._connect() as con:
+            try:
+                translated = bigquery_to_duckdb(sql)
+            except SqlTranslationError as e:
+                raise WarehouseError(f"dry run failed{_purpose(labels)}: {e}") from e
             try:
                 con.execute(f"EXPLAIN {translated}")
             except duckdb.Error as e:
@@ -162,10 +170,10 @@ class DuckDBWarehouse(Warehouse):
     ) -> int:
         target = f"{_ident(dataset)}.{_ident(table)}"
         with self._connect() as con:
+            translated = self._translate(con, sql, labels, f"creating {dataset}.{table} failed")
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(dataset)}")
             con.execute("BEGIN TRANSACTION")
             try:
-                translated = bigquery_to_duckdb(sql)
                 started = time.perf_counter()
                 try:
                     con.execute(f"CREATE OR REPLACE TABLE {target} AS {translated}")
