@@ -15,7 +15,7 @@ import pandas as pd
 from jetstream_assets.analysis.logs import context
 from jetstream_assets.analysis.metrics import MetricsTable
 from jetstream_assets.analysis.plan import AnalysisPlan
-from jetstream_assets.core.naming import statistics_table, statistics_table_prefix, statistics_view
+from jetstream_assets.core.naming import metrics_table, statistics_table, statistics_table_prefix, statistics_view
 from jetstream_assets.core.periods import AnalysisPeriod
 from jetstream_assets.core.schema import STATISTICS_SCHEMA, column_names
 from jetstream_assets.engines.warehouse import QueryLabels, Warehouse
@@ -46,12 +46,49 @@ def count_rows(frame: pd.DataFrame, branches: tuple[str, ...], segment: str, bas
     ]
 
 
-def _read_metrics(warehouse: Warehouse, table: MetricsTable, columns: list[str], slug: str) -> pd.DataFrame:
+def _read_metrics(warehouse: Warehouse, table: str, columns: list[str], slug: str) -> pd.DataFrame:
     select = ", ".join(quote_identifier(c) for c in columns)
     return warehouse.query(
-        f"SELECT {select} FROM {warehouse.table_ref(warehouse.dataset, table.table)}",
+        f"SELECT {select} FROM {warehouse.table_ref(warehouse.dataset, table)}",
         QueryLabels(experiment=slug),
     )
+
+
+def _covariates(config: AnalysisConfig, period: AnalysisPeriod, metrics: list[str]) -> dict[str, set[str]]:
+    """Pre-enrollment period -> metrics whose values become `<metric>_pre` covariate columns."""
+    if period.is_preenrollment:
+        return {}
+    metrics_by_name = config.all_metrics()
+    wanted: dict[str, set[str]] = {}
+    for name in metrics:
+        for spec in metrics_by_name[name].statistics:
+            adjustment = spec.params.get("covariate_adjustment")
+            if isinstance(adjustment, dict) and adjustment.get("period"):
+                wanted.setdefault(adjustment["period"], set()).add(adjustment.get("metric", name))
+    return wanted
+
+
+def _with_covariates(
+    warehouse: Warehouse, config: AnalysisConfig, table: MetricsTable, frame: pd.DataFrame,
+    wanted: dict[str, set[str]], log: logging.Logger,
+) -> pd.DataFrame:
+    """LEFT JOIN the pre-enrollment window's metric values (Jetstream joins USING analysis_id, branch).
+    A missing pre-enrollment table leaves the statistic unadjusted, as Jetstream falls back."""
+    slug = config.experiment.slug
+    for covariate_period, names in wanted.items():
+        pre_table = metrics_table(slug, table.basis, AnalysisPeriod.from_config_key(covariate_period).value, 1)
+        available = [n for n in sorted(names) if n in warehouse.table_schema(warehouse.dataset, pre_table)]
+        if not available:
+            log.warning(
+                "%s: covariate table %s (or its columns %s) missing; %s statistics are not adjusted",
+                slug, pre_table, ", ".join(sorted(names)), table.table,
+                extra=context(experiment=slug, analysis_basis=table.basis, analysis_period=table.period),
+            )
+            continue
+        pre = _read_metrics(warehouse, pre_table, ["analysis_id", "branch", *available], slug)
+        pre = pre.rename(columns={n: f"{n}_pre" for n in available})
+        frame = frame.merge(pre, on=["analysis_id", "branch"], how="left")
+    return frame
 
 
 def _window_rows(
@@ -66,8 +103,9 @@ def _window_rows(
     for table in tables:
         basis = table.basis
         present = table.metrics
-        frame = _read_metrics(warehouse, table, ["branch", *segments, *present], slug)
+        frame = _read_metrics(warehouse, table.table, ["analysis_id", "branch", *segments, *present], slug)
         frame = frame[frame["branch"].isin(branches)]  # unknown branches were reported with the enrollments
+        frame = _with_covariates(warehouse, config, table, frame, _covariates(config, period, present), log)
         clients[basis] = {b: int((frame["branch"] == b).sum()) for b in branches}
         for segment in ["all", *segments]:
             subset = frame if segment == "all" else frame[frame[segment].fillna(False).astype(bool)]
@@ -86,6 +124,7 @@ def _window_rows(
                             spec.name, subset, metric_name, segment=segment, analysis_basis=basis,
                             seed=statistics.stable_seed(slug, metric_name, spec.name, period.value, table.window_index),
                             window_days=table.window_days,
+                            **_period_param(spec.name, period),
                             **spec.params,
                         )
                     except Exception as e:  # one statistic's failure never costs the others
@@ -107,6 +146,15 @@ def _window_rows(
         for metric_name in table.failed_metrics:
             failures.append(f"{metric_name}/*/{basis}")
     return pd.DataFrame.from_records(records, columns=STATISTICS_COLUMNS)
+
+
+def _period_param(statistic: str, period: AnalysisPeriod) -> dict[str, str]:
+    """Statistics that behave differently per period (covariate adjustment) are told the period."""
+    try:
+        accepts = "period" in statistics.definition(statistic).parameters
+    except statistics.StatisticConfigError:
+        return {}  # compute() reports the unknown statistic with its name
+    return {"period": period.value} if accepts else {}
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
