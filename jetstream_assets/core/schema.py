@@ -80,3 +80,15 @@ LOGS_SCHEMA: Schema = (
     Field("segment", "STRING"),
     Field("analysis_period", "STRING"),
 )
+
+QUERY_COST_SCHEMA: Schema = (
+    Field("submission_timestamp", "TIMESTAMP"),
+    Field("destination_table", "STRING"),
+    Field("query", "STRING"),
+    Field("total_bytes_processed", "INT64"),
+    Field("cost_usd", "FLOAT64"),
+    Field("experiment_slug", "STRING"),
+    Field("total_slot_ms", "INT64"),
+    Field("duration_minutes", "FLOAT64"),
+    Field("error_reason", "STRING"),
+)

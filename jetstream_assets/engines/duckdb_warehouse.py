@@ -24,6 +24,7 @@ from jetstream_assets.engines.warehouse import QueryLabels, Warehouse, Warehouse
 from jetstream_assets.sql.dialect import SqlTranslationError, bigquery_to_duckdb
 
 INTERNAL_SCHEMA = "_jetstream"
+COST_PER_TIB_USD = 6.25  # BigQuery on-demand list price per TiB billed
 LOCK_WAIT_SECONDS = 300.0
 
 _BOOKKEEPING = f"""
@@ -34,6 +35,7 @@ CREATE TABLE IF NOT EXISTS {INTERNAL_SCHEMA}.table_metadata (
 CREATE TABLE IF NOT EXISTS {INTERNAL_SCHEMA}.query_log (
   submission_timestamp TIMESTAMP, experiment_slug VARCHAR, destination_table VARCHAR, query VARCHAR,
   duration_ms DOUBLE, error_reason VARCHAR, error_message VARCHAR);
+ALTER TABLE {INTERNAL_SCHEMA}.query_log ADD COLUMN IF NOT EXISTS total_bytes_processed BIGINT;
 """
 
 
@@ -45,8 +47,18 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
+def _missing_as_none(value: Any) -> Any:
+    """NaN, NaT and pandas' NA (as DataFrame rows carry them) are NULL."""
+    if isinstance(value, (list, dict, tuple)) or hasattr(value, "__len__") and not isinstance(value, str):
+        return value
+    try:
+        return None if pd.isna(value) else value
+    except (TypeError, ValueError):
+        return value
+
+
 def _json_default(value: Any) -> Any:
-    if isinstance(value, (dt.date, dt.datetime)):
+    if isinstance(value, (dt.date, dt.datetime)):  # pandas Timestamps are datetimes too
         return value.isoformat()
     if hasattr(value, "item"):  # numpy scalars
         return value.item()
@@ -115,7 +127,8 @@ class DuckDBWarehouse(Warehouse):
     ) -> None:
         labels = labels or QueryLabels()
         con.execute(
-            f"INSERT INTO {INTERNAL_SCHEMA}.query_log VALUES (?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO {INTERNAL_SCHEMA}.query_log (submission_timestamp, experiment_slug, destination_table, "
+            "query, duration_ms, error_reason, error_message) VALUES (?, ?, ?, ?, ?, ?, ?)",
             [
                 _utcnow(),
                 labels.experiment,
@@ -191,6 +204,50 @@ class DuckDBWarehouse(Warehouse):
                 raise
             return con.execute(f"SELECT COUNT(*) FROM {target}").fetchone()[0]
 
+    @contextlib.contextmanager
+    def _staged(self, rows: Iterable[dict[str, Any]], schema: Schema) -> Iterator[tuple[str, int]]:
+        """Rows as a DuckDB relation (SQL text) typed by `schema`, staged through NDJSON so nested
+        records and repeated fields load exactly as BigQuery's JSON loads do."""
+        columns = "{" + ", ".join(f"'{f.name}': '{duckdb_type(f)}'" for f in schema) + "}"
+        names = [f.name for f in schema]
+        with tempfile.NamedTemporaryFile("w", suffix=".ndjson", delete=False) as fh:
+            count = 0
+            for row in rows:
+                fh.write(json.dumps({n: _missing_as_none(row.get(n)) for n in names}, default=_json_default,
+                                    allow_nan=False))
+                fh.write("\n")
+                count += 1
+            path = fh.name
+        try:
+            if count:
+                yield f"read_json('{path}', format='newline_delimited', columns={columns})", count
+            else:
+                empty = ", ".join(f"CAST(NULL AS {duckdb_type(f)}) AS {_ident(f.name)}" for f in schema)
+                yield f"(SELECT {empty} LIMIT 0)", 0
+        finally:
+            os.unlink(path)
+
+    def _write(self, dataset: str, table: str, rows, schema: Schema, description: str, labels, write) -> int:
+        target = f"{_ident(dataset)}.{_ident(table)}"
+        try:
+            with self._staged(rows, schema) as (source, _), self._connect() as con:
+                con.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(dataset)}")
+                con.execute("BEGIN TRANSACTION")
+                try:
+                    exists = con.execute(
+                        "SELECT COUNT(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
+                        [dataset, table],
+                    ).fetchone()[0]
+                    written = write(con, target, source, bool(exists))
+                    self._touch(con, dataset, table, description, labels)
+                    con.execute("COMMIT")
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+                return written
+        except duckdb.Error as e:
+            raise WarehouseError(f"loading rows into {dataset}.{table} failed: {e}") from e
+
     def load_rows(
         self,
         dataset: str,
@@ -202,43 +259,29 @@ class DuckDBWarehouse(Warehouse):
         description: str = "",
         labels: QueryLabels | None = None,
     ) -> int:
-        target = f"{_ident(dataset)}.{_ident(table)}"
-        columns = "{" + ", ".join(f"'{f.name}': '{duckdb_type(f)}'" for f in schema) + "}"
-        names = [f.name for f in schema]
-        with tempfile.NamedTemporaryFile("w", suffix=".ndjson", delete=False) as fh:
-            count = 0
-            for row in rows:
-                fh.write(json.dumps({n: row.get(n) for n in names}, default=_json_default, allow_nan=False))
-                fh.write("\n")
-                count += 1
-            path = fh.name
-        try:
-            if count:
-                source = f"read_json('{path}', format='newline_delimited', columns={columns})"
+        def write(con, target, source, exists):
+            if append and exists:
+                con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM {source}")
             else:
-                source = "(SELECT " + ", ".join(f"CAST(NULL AS {duckdb_type(f)}) AS {_ident(f.name)}" for f in schema) + " LIMIT 0)"
-            with self._connect() as con:
-                con.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(dataset)}")
-                con.execute("BEGIN TRANSACTION")
-                try:
-                    exists = con.execute(
-                        "SELECT COUNT(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
-                        [dataset, table],
-                    ).fetchone()[0]
-                    if append and exists:
-                        con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM {source}")
-                    else:
-                        con.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM {source}")
-                    self._touch(con, dataset, table, description, labels)
-                    con.execute("COMMIT")
-                except BaseException:
-                    con.execute("ROLLBACK")
-                    raise
-                return con.execute(f"SELECT COUNT(*) FROM {target}").fetchone()[0]
-        except duckdb.Error as e:
-            raise WarehouseError(f"loading rows into {dataset}.{table} failed: {e}") from e
-        finally:
-            os.unlink(path)
+                con.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM {source}")
+            return con.execute(f"SELECT COUNT(*) FROM {target}").fetchone()[0]
+
+        return self._write(dataset, table, rows, schema, description, labels, write)
+
+    def replace_day(
+        self, dataset: str, table: str, rows: Iterable[dict[str, Any]], schema: Schema, *,
+        date_column: str, day: dt.date, description: str = "",
+    ) -> int:
+        def write(con, target, source, exists):
+            if not exists:
+                con.execute(f"CREATE TABLE {target} AS SELECT * FROM {source} LIMIT 0")
+            con.execute(f"DELETE FROM {target} WHERE CAST({_ident(date_column)} AS DATE) = ?", [day])
+            con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM {source}")
+            return con.execute(
+                f"SELECT COUNT(*) FROM {target} WHERE CAST({_ident(date_column)} AS DATE) = ?", [day]
+            ).fetchone()[0]
+
+        return self._write(dataset, table, rows, schema, description, None, write)
 
     def create_window_view(self, dataset: str, view: str, table_prefix: str) -> None:
         pattern = re.compile(re.escape(table_prefix) + r"([0-9]+)$")
@@ -307,6 +350,27 @@ class DuckDBWarehouse(Warehouse):
                 [dataset, table],
             ).fetchall()
         return [name for (name,) in rows]
+
+    def query_costs(self, day: dt.date) -> pd.DataFrame:
+        """bigquery-etl's rule on our own job history: the day's queries that wrote to the results dataset."""
+        with self._connect() as con:
+            return con.execute(
+                f"""
+                SELECT
+                  submission_timestamp,
+                  destination_table,
+                  query,
+                  CAST(total_bytes_processed AS BIGINT) AS total_bytes_processed,
+                  total_bytes_processed / POW(2, 40) * {COST_PER_TIB_USD} AS cost_usd,
+                  experiment_slug,
+                  CAST(ROUND(duration_ms) AS BIGINT) AS total_slot_ms,
+                  duration_ms / 60000.0 AS duration_minutes,
+                  error_reason
+                FROM {INTERNAL_SCHEMA}.query_log
+                WHERE CAST(submission_timestamp AS DATE) = ? AND destination_table LIKE ?
+                ORDER BY submission_timestamp""",
+                [day, f"{self.dataset}.%"],
+            ).df()
 
     def query_log(self, since: dt.datetime | None = None) -> pd.DataFrame:
         """Every query this warehouse ran (the embedded stand-in for BigQuery's job history)."""

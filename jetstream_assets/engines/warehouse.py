@@ -73,6 +73,19 @@ class Warehouse(abc.ABC):
         """A view over every `<table_prefix><n>` table with an added `window_index` column (= n)."""
 
     @abc.abstractmethod
+    def replace_day(
+        self, dataset: str, table: str, rows: Iterable[dict[str, Any]], schema: Schema, *,
+        date_column: str, day: dt.date, description: str = "",
+    ) -> int:
+        """Atomically replace the rows of one day (`DATE(date_column) = day`) of a day-partitioned table,
+        creating the table if needed; returns the number of rows written for that day."""
+
+    @abc.abstractmethod
+    def query_costs(self, day: dt.date) -> pd.DataFrame:
+        """The jobs of `day` that wrote to the results dataset, with exactly the columns of
+        `core.schema.QUERY_COST_SCHEMA` (bigquery-etl's query_cost_v1 rule for the engine)."""
+
+    @abc.abstractmethod
     def drop_tables(self, dataset: str, names: list[str]) -> None:
         """Drop these tables or views if they exist (only ever the pipeline's own)."""
 
