@@ -8,18 +8,24 @@ from jetstream_assets.dagster_defs.analysis_assets import enrollments, metrics, 
 from jetstream_assets.dagster_defs.export_assets import errors_json, metadata_json, statistics_json
 from jetstream_assets.dagster_defs.jobs import experiment_analysis_job, experimenter_snapshot_job, monitoring_job
 from jetstream_assets.dagster_defs.monitoring_assets import experimenter_experiments_v1, logs
+from jetstream_assets.dagster_defs.query_cost import query_cost_job, query_cost_schedule, query_cost_v1
 from jetstream_assets.dagster_defs.resources import default_resources
 from jetstream_assets.dagster_defs.schedules import (
     daily_analysis_schedule,
     experimenter_snapshot_schedule,
     monitoring_schedule,
 )
-from jetstream_assets.dagster_defs.sensors import experiment_discovery_sensor
+from jetstream_assets.dagster_defs.sensors import (
+    analysis_run_failure_sensor,
+    config_change_sensor,
+    experiment_discovery_sensor,
+)
 
 defs = dg.Definitions(
     assets=[
         experimenter_experiments_v1,
         logs,
+        query_cost_v1,
         enrollments,
         metrics,
         statistics,
@@ -27,8 +33,8 @@ defs = dg.Definitions(
         metadata_json,
         errors_json,
     ],
-    jobs=[experiment_analysis_job, experimenter_snapshot_job, monitoring_job],
-    schedules=[experimenter_snapshot_schedule, daily_analysis_schedule, monitoring_schedule],
-    sensors=[experiment_discovery_sensor],
+    jobs=[experiment_analysis_job, experimenter_snapshot_job, monitoring_job, query_cost_job],
+    schedules=[experimenter_snapshot_schedule, daily_analysis_schedule, monitoring_schedule, query_cost_schedule],
+    sensors=[experiment_discovery_sensor, config_change_sensor, analysis_run_failure_sensor],
     resources=default_resources(),
 )

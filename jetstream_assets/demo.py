@@ -7,7 +7,23 @@ from pathlib import Path
 
 import duckdb
 
+from jetstream_assets.sample.designs import DEMO_BROKEN_METRIC_SLUG, DEMO_SRM_SLUG
 from jetstream_assets.settings import setting
+
+# experiments whose checks fail on purpose
+BROKEN_ON_PURPOSE = (DEMO_SRM_SLUG, DEMO_BROKEN_METRIC_SLUG)
+
+
+def _print_checks(report) -> None:
+    print(f"\nAsset checks (failures planted on purpose in {' and '.join(BROKEN_ON_PURPOSE)}):")
+    for outcome in report.outcomes:
+        if not outcome.checks:
+            continue
+        print(f"  {outcome.slug}")
+        for check in outcome.checks:
+            verdict = "passed" if check.passed else "FAILED"
+            name = f"{check.asset_key.to_user_string()} {check.check_name}"
+            print(f"    {name:<45} {verdict:<6} {check.severity.value:<5} {check.description or ''}")
 
 
 def _summary(report) -> None:
@@ -55,6 +71,7 @@ def run_demo() -> int:
     print(f"Analysing every experiment up to {DEMO_ANALYSIS_DATE} (one Dagster run per experiment) ...")
     report = daily_run(DEMO_ANALYSIS_DATE, rerun=True)
     _print_report(report)
+    _print_checks(report)
     _summary(report)
     print(f"\nRuns are recorded in DAGSTER_HOME={os.environ['DAGSTER_HOME']}; open the UI with:\n"
           f"  DAGSTER_HOME={os.environ['DAGSTER_HOME']} JETSTREAM_HOME={home} dagster dev -w workspace.yaml")

@@ -24,6 +24,7 @@ class ExperimentOutcome:
     status: str  # analysed | skipped | failed
     run_id: str
     detail: str = ""
+    checks: list[dg.AssetCheckEvaluation] = field(default_factory=list)  # the run's asset check results
 
 
 @dataclass
@@ -80,8 +81,14 @@ def refresh_snapshot(instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
     return job.execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET)
 
 
-def run_monitoring(instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
-    return _definitions().resolve_job_def("monitoring_daily").execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET)
+def run_monitoring(instance: dg.DagsterInstance) -> None:
+    """The logs summary, and the cost of today's queries so far (the schedule rewrites the full day later)."""
+    defs = _definitions()
+    defs.resolve_job_def("monitoring_daily").execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET)
+    today = dt.datetime.now(dt.timezone.utc).date().isoformat()
+    defs.resolve_job_def("query_cost_daily").execute_in_process(
+        instance=instance, partition_key=today, raise_on_error=False, run_config=QUIET
+    )
 
 
 def analyse(instance: dg.DagsterInstance, slug: str, date: dt.date, *, rerun: bool) -> ExperimentOutcome:
@@ -90,12 +97,13 @@ def analyse(instance: dg.DagsterInstance, slug: str, date: dt.date, *, rerun: bo
     result = job.execute_in_process(
         instance=instance, partition_key=slug, tags=tags, raise_on_error=False, run_config=QUIET
     )
+    checks = result.get_asset_check_evaluations()
     if not result.success:
         step_failures = [e for e in result.all_events if e.is_step_failure]
         detail = _root_cause(step_failures[0].event_specific_data.error) if step_failures else "run failed"
-        return ExperimentOutcome(slug, "failed", result.run_id, detail)
+        return ExperimentOutcome(slug, "failed", result.run_id, detail, checks)
     status = "analysed" if _materialized(result) else "skipped"
-    return ExperimentOutcome(slug, status, result.run_id)
+    return ExperimentOutcome(slug, status, result.run_id, checks=checks)
 
 
 def experiments_to_analyse(instance: dg.DagsterInstance, date: dt.date, slugs: list[str] | None) -> list[str]:

@@ -134,12 +134,16 @@ def relations(home: Path, dataset: str = RESULTS_DATASET) -> dict[str, str]:
     return dict(zip(frame["table_name"], frame["table_type"]))
 
 
-def table_contents(home: Path, table: str, dataset: str = RESULTS_DATASET) -> pd.DataFrame:
-    """Every row of a table, in a canonical order, so two runs' contents compare with `equals`."""
-    frame = query(home, f'SELECT * FROM "{dataset}"."{table}"')
+def canonical_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows sorted on every column, so two frames with the same rows compare equal."""
     if frame.empty:
         return frame.reset_index(drop=True)
     return frame.sort_values(list(frame.columns), na_position="first", kind="stable").reset_index(drop=True)
+
+
+def table_contents(home: Path, table: str, dataset: str = RESULTS_DATASET) -> pd.DataFrame:
+    """Every row of a table (flat columns only), in canonical order."""
+    return canonical_rows(query(home, f'SELECT * FROM "{dataset}"."{table}"'))
 
 
 def log_rows(home: Path, experiment: str | None = None) -> pd.DataFrame:

@@ -14,6 +14,8 @@ from jetstream_assets.dagster_defs.resources import ExperimenterResource, Wareho
 from jetstream_assets.dagster_defs.run_tags import ANALYSIS_DATE_TAG, RERUN_TAG
 from jetstream_assets.dagster_defs.schedules import daily_analysis_schedule
 from jetstream_assets.dagster_defs.sensors import MAX_RUNS_PER_TICK, experiment_discovery_sensor
+from jetstream_assets.experimenter.parse import parse_experiments
+from jetstream_assets.experimenter.store import write_snapshot
 from jetstream_assets.sample.designs import BranchDesign, ExperimentDesign
 from jetstream_assets.sample.experimenter_payload import experimenter_payload
 from jetstream_assets_tests.fixtures_sample import load_snapshot
@@ -48,13 +50,11 @@ DISCOVERY_DESIGNS = (
 )
 
 
-def snapshot_resources(home: Path, payload: list[dict], instance: dg.DagsterInstance) -> dict:
-    """Load `payload` into monitoring.experimenter_experiments_v1 of `home`; the sensor's resources."""
-    source = home / "experimenter_v8.json"
-    home.mkdir(parents=True, exist_ok=True)
-    source.write_text(json.dumps(payload))
+def snapshot_resources(home: Path, payload: list[dict]) -> dict:
+    """`payload` in monitoring.experimenter_experiments_v1 of `home` (written as the snapshot asset
+    writes it; the asset itself is tested in test_assets); the sensor's resources."""
     warehouse = WarehouseResource(home=str(home))
-    assert load_snapshot(instance, {"warehouse": warehouse, "experimenter": ExperimenterResource(url=str(source))}).success
+    write_snapshot(warehouse.get_warehouse(), parse_experiments(payload, today=TODAY).experiments)
     return {"warehouse": warehouse}
 
 
@@ -68,7 +68,7 @@ def tick(instance: dg.DagsterInstance, resources: dict, cursor: str | None = Non
 
 def test_discovery_registers_analysable_experiments_and_caps_first_runs(tmp_path: Path,
                                                                         instance: dg.DagsterInstance) -> None:
-    resources = snapshot_resources(tmp_path, experimenter_payload(DISCOVERY_DESIGNS), instance)
+    resources = snapshot_resources(tmp_path, experimenter_payload(DISCOVERY_DESIGNS))
 
     first = tick(instance, resources)
     assert isinstance(first, dg.SensorResult)
@@ -98,7 +98,8 @@ def test_discovery_registers_analysable_experiments_and_caps_first_runs(tmp_path
 def test_discovery_skips_on_an_empty_snapshot(experimenter_server, tmp_path: Path,
                                               instance: dg.DagsterInstance) -> None:
     warehouse = WarehouseResource(home=str(tmp_path))
-    assert load_snapshot(instance, {"warehouse": warehouse, "experimenter": ExperimenterResource(url=experimenter_server.url)}).success
+    experimenter = ExperimenterResource(url=experimenter_server.url)  # serves []
+    assert load_snapshot(instance, {"warehouse": warehouse, "experimenter": experimenter}).success
     result = tick(instance, {"warehouse": warehouse})
     assert isinstance(result, dg.SkipReason)
     assert "empty" in result.skip_message
@@ -121,7 +122,7 @@ def evaluate_schedule(instance: dg.DagsterInstance, resources: dict):
 def test_daily_schedule_requests_yesterday_for_live_partitions_only(tmp_path: Path,
                                                                     instance: dg.DagsterInstance) -> None:
     ended = design("ended-last-week", dt.date(2026, 9, 1), end=dt.date(2026, 10, 1))
-    resources = snapshot_resources(tmp_path, experimenter_payload((*small_demo_designs(), ended)), instance)
+    resources = snapshot_resources(tmp_path, experimenter_payload((*small_demo_designs(), ended)))
     # every demo experiment but onboarding has a partition, plus one Experimenter no longer lists
     instance.add_dynamic_partitions(
         experiments_partitions.name,
@@ -139,15 +140,15 @@ def test_daily_schedule_requests_yesterday_for_live_partitions_only(tmp_path: Pa
 
 
 def test_daily_schedule_skips_without_partitions(tmp_path: Path, instance: dg.DagsterInstance) -> None:
-    resources = snapshot_resources(tmp_path, experimenter_payload(small_demo_designs()), instance)
+    resources = snapshot_resources(tmp_path, experimenter_payload(small_demo_designs()))
     result = evaluate_schedule(instance, resources)
     assert isinstance(result, dg.SkipReason)
 
 
-@pytest.mark.parametrize("hour", [0, 4, 23])
+@pytest.mark.parametrize("hour", [0, 23])
 def test_daily_schedule_date_is_the_day_before_whatever_the_hour(hour: int, tmp_path: Path,
                                                                  instance: dg.DagsterInstance) -> None:
-    resources = snapshot_resources(tmp_path, experimenter_payload(small_demo_designs()), instance)
+    resources = snapshot_resources(tmp_path, experimenter_payload(small_demo_designs()))
     instance.add_dynamic_partitions(experiments_partitions.name, [TAB_GROUPS])
     when = SCHEDULED.replace(hour=hour)
     context = dg.build_schedule_context(instance=instance, scheduled_execution_time=when, resources=resources)

@@ -197,10 +197,12 @@ def test_pre_treatments_apply_in_order_with_arguments_and_window_days():
         compute("bootstrap_mean", df.assign(m=[-1.0, 1, 2, 3, 4]), "m", pre_treatments=["log"])
 
 
-def test_non_finite_results_become_null():
+def test_infinite_values_are_refused_with_the_fix_named():
     df = pd.DataFrame({"branch": ["control"] * 3 + ["treatment"] * 3, "m": [0.0, 1, 2, 1, 2, 3]})
-    rows = compute("bootstrap_mean", df, "m", seed=1, pre_treatments=["log"])  # log(0) = -inf
-    assert math.isnan(row(rows, "control").point)
+    with pytest.raises(statistics.StatisticComputationError, match="infinite value.*remove_indefinites"):
+        compute("bootstrap_mean", df, "m", seed=1, pre_treatments=["log"])  # log(0) = -inf
+    rows = compute("bootstrap_mean", df, "m", seed=1, pre_treatments=["log", "remove_indefinites"])
+    assert math.isfinite(row(rows, "control").point)
 
 
 def test_stable_seed_is_the_same_in_another_process():

@@ -64,6 +64,13 @@ def ensure_enrollments(
         )
     if not counts:
         log.warning("%s: no enrollments yet in %s", slug, table, extra=context(experiment=slug))
+    else:
+        for branch in config.experiment.branch_slugs:
+            if not counts.get(branch):
+                log.warning(
+                    "%s: nobody enrolled in branch %r of %s; its statistics are counts of 0",
+                    slug, branch, table, extra=context(experiment=slug),
+                )
     return EnrollmentsResult(
         table=table,
         rows=sum(counts.values()),

@@ -9,13 +9,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+from pydantic import ValidationError
 from mozilla_nimbus_schemas.jetstream import AnalysisErrors, Metadata, Statistics
 
 from jetstream_assets.analysis.logs import LOGS_TABLE
 from jetstream_assets.analysis.runnable import EXPECTED_SKIPS
 from jetstream_assets.core.naming import errors_object, metadata_object, statistics_object, statistics_view
 from jetstream_assets.core.periods import AnalysisPeriod
-from jetstream_assets.engines.bucket import Bucket
+from jetstream_assets.engines.bucket import Bucket, BucketError
 from jetstream_assets.engines.warehouse import QueryLabels, Warehouse
 from jetstream_assets.experimenter.models import Experiment
 from jetstream_assets.metric_hub.models import AnalysisConfig
@@ -33,8 +34,9 @@ class ExportResult:
     key: str
     uri: str
     rows: int
-    written: bool  # False when the object was already newer than its source
+    written: bool  # False when the object was already newer than its source, or was refused
     payload: Any = None
+    refused: str = ""  # why the export failed validation and was not published
 
 
 def _clean(value: Any) -> Any:
@@ -59,15 +61,38 @@ def statistics_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return records
 
 
+def _summary(error: ValidationError) -> str:
+    """The count and the first few problems: a statistics file can hold thousands of bad rows."""
+    first = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors(include_url=False)[:3]
+    )
+    return f"{error.error_count()} validation error(s), e.g. {first}"
+
+
 def _validate(model, payload: Any, key: str) -> None:
     try:
         model.model_validate(payload)
-    except Exception as e:
-        raise ExportValidationError(f"{key} does not validate against {model.__name__}: {e}") from e
+    except ValidationError as e:
+        raise ExportValidationError(f"{key} does not validate against {model.__name__}: {_summary(e)}") from e
+
+
+def published_problem(bucket: Bucket, key: str, model) -> str | None:
+    """Why the published object at `key` is unusable (missing, not JSON, or invalid), else None."""
+    try:
+        payload = bucket.read_json(key)
+    except BucketError as e:
+        return str(e)
+    try:
+        model.model_validate(payload)
+    except ValidationError as e:
+        return f"does not validate against {model.__name__}: {_summary(e)}"
+    return None
 
 
 def export_statistics(warehouse: Warehouse, bucket: Bucket, slug: str, *, force: bool = False) -> list[ExportResult]:
-    """One file per statistics view, re-exported only when the view changed after the file (Jetstream's rule)."""
+    """One file per statistics view, re-exported when the view changed after the file (Jetstream's rule)
+    or when the published file is unusable, so a corrupt file left by an earlier run heals. A view whose
+    rows fail validation is not published: the result says why (`refused`)."""
     results = []
     for period in AnalysisPeriod:
         view = statistics_view(slug, period.table_suffix)
@@ -76,7 +101,8 @@ def export_statistics(warehouse: Warehouse, bucket: Bucket, slug: str, *, force:
             continue
         key = statistics_object(slug, period.table_suffix)
         updated = bucket.updated(key)
-        if not force and updated is not None and updated >= modified:
+        current = not force and updated is not None and updated >= modified
+        if current and published_problem(bucket, key, Statistics) is None:
             results.append(ExportResult(key, bucket.uri(key), -1, written=False))
             continue
         frame = warehouse.query(
@@ -86,7 +112,11 @@ def export_statistics(warehouse: Warehouse, bucket: Bucket, slug: str, *, force:
             QueryLabels(experiment=slug),
         )
         records = statistics_records(frame)
-        _validate(Statistics, records, key)
+        try:
+            _validate(Statistics, records, key)
+        except ExportValidationError as e:
+            results.append(ExportResult(key, bucket.uri(key), len(records), written=False, refused=str(e)))
+            continue
         results.append(ExportResult(key, bucket.write_json(key, records), len(records), written=True))
     return results
 
@@ -156,6 +186,7 @@ def errors_records(warehouse: Warehouse, slug: str, since: dt.datetime) -> list[
 
 
 def export_errors(warehouse: Warehouse, bucket: Bucket, slug: str, since: dt.datetime) -> ExportResult:
+    """Always rewritten (errors change with every step), so a corrupt file heals on the next step."""
     key = errors_object(slug)
     records = errors_records(warehouse, slug, since)
     _validate(AnalysisErrors, records, key)

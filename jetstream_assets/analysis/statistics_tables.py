@@ -91,6 +91,30 @@ def _with_covariates(
     return frame
 
 
+def _report_not_a_number(
+    warehouse: Warehouse, table: MetricsTable, frame: pd.DataFrame, slug: str, period: AnalysisPeriod,
+    log: logging.Logger,
+) -> None:
+    """NaN and NULL look alike once in pandas, so count NaN in the warehouse: NaN values are left out like
+    NULLs (Jetstream's `IS NOT NULL` would keep them and fail), and the user is told which metric has them."""
+    floats = [c for c in table.metrics if pd.api.types.is_float_dtype(frame[c])]
+    if not floats:
+        return
+    counts = warehouse.query(
+        "SELECT " + ", ".join(f"COUNTIF(IS_NAN({quote_identifier(c)})) AS {quote_identifier(c)}" for c in floats)
+        + f" FROM {warehouse.table_ref(warehouse.dataset, table.table)}",
+        QueryLabels(experiment=slug),
+    ).iloc[0]
+    for metric_name in floats:
+        if counts[metric_name]:
+            log.warning(
+                "%s: metric %s has %d NaN value(s) in %s; they are left out like NULLs",
+                slug, metric_name, int(counts[metric_name]), table.table,
+                extra=context(experiment=slug, metric=metric_name, analysis_basis=table.basis,
+                              analysis_period=period.value),
+            )
+
+
 def _window_rows(
     warehouse: Warehouse, config: AnalysisConfig, period: AnalysisPeriod, tables: list[MetricsTable],
     log: logging.Logger, failures: list[str], clients: dict[str, dict[str, int]],
@@ -106,6 +130,7 @@ def _window_rows(
         frame = _read_metrics(warehouse, table.table, ["analysis_id", "branch", *segments, *present], slug)
         frame = frame[frame["branch"].isin(branches)]  # unknown branches were reported with the enrollments
         frame = _with_covariates(warehouse, config, table, frame, _covariates(config, period, present), log)
+        _report_not_a_number(warehouse, table, frame, slug, period, log)
         clients[basis] = {b: int((frame["branch"] == b).sum()) for b in branches}
         for segment in ["all", *segments]:
             subset = frame if segment == "all" else frame[frame[segment].fillna(False).astype(bool)]

@@ -2,17 +2,37 @@
 
 A step that has nothing to do (the experiment is skipped, or no window became ready on the run's
 date) yields no materialization, and the steps after it in the run are skipped, as in Jetstream.
+Enrollment health and statistics completeness are asset checks evaluated by these steps (see checks).
 """
 
 
 import dagster as dg
 
 from jetstream_assets.analysis.enrollments import ensure_enrollments
+from jetstream_assets.analysis.health import (
+    analysis_errors,
+    enrollment_days_passed,
+    enrollment_volume,
+    measure_unenrollment,
+    read_window_statistics,
+    sample_ratio_mismatch,
+    statistics_completeness,
+)
 from jetstream_assets.analysis.metrics import compute_metrics, existing_metrics_tables
 from jetstream_assets.analysis.statistics_tables import compute_statistics
 from jetstream_assets.sql.dialect import quote_string
+from jetstream_assets.dagster_defs.checks import (
+    ANALYSIS_ERRORS,
+    ENROLLMENT_VOLUME,
+    SAMPLE_RATIO,
+    STATISTICS_COMPLETENESS,
+    UNENROLLMENT_RATE,
+    checked_asset,
+    run_started_at,
+)
 from jetstream_assets.dagster_defs.engine_kinds import warehouse_kinds
-from jetstream_assets.dagster_defs.experiment_step import experiment_step
+from jetstream_assets.dagster_defs.experiment_step import ExperimentStep, experiment_step
+from jetstream_assets.dagster_defs.freshness import DAILY_STATISTICS_FRESHNESS
 from jetstream_assets.dagster_defs.markdown import md_table
 from jetstream_assets.dagster_defs.partitions import experiments_partitions
 from jetstream_assets.dagster_defs.resources import BucketResource, MetricHubResource, WarehouseResource
@@ -24,6 +44,26 @@ STATISTICS_KEY = dg.AssetKey(["mozanalysis", "statistics"])
 ANALYSIS_GROUP = "experiment_analysis"
 
 
+def _enrollment_checks(step: ExperimentStep, clients_per_branch: dict[str, int]) -> list[dg.AssetCheckResult]:
+    experiment = step.config.experiment
+    dates = step.plan.dates
+    days = enrollment_days_passed(dates.start_date, dates.last_enrollment_date, step.plan.date)
+    return [
+        SAMPLE_RATIO.result(sample_ratio_mismatch(clients_per_branch, {b.slug: b.ratio for b in experiment.branches})),
+        ENROLLMENT_VOLUME.result(enrollment_volume(sum(clients_per_branch.values()), days)),
+        UNENROLLMENT_RATE.result(measure_unenrollment(step.warehouse, step.slug, dates.start_date, step.plan.date)),
+    ]
+
+
+def _statistics_checks(context: dg.AssetExecutionContext, step: ExperimentStep) -> list[dg.AssetCheckResult]:
+    step.logs_handler.flush()  # this step's ERROR rows count too
+    windows = read_window_statistics(step.warehouse, step.config, step.plan)
+    return [
+        STATISTICS_COMPLETENESS.result(statistics_completeness(step.config, step.plan, windows)),
+        ANALYSIS_ERRORS.result(analysis_errors(step.warehouse, step.slug, run_started_at(context))),
+    ]
+
+
 def _run_metadata(step) -> dict:
     return {
         "analysis_date": dg.MetadataValue.text(step.plan.date.isoformat()),
@@ -31,14 +71,16 @@ def _run_metadata(step) -> dict:
     }
 
 
-@dg.asset(
-    key=ENROLLMENTS_KEY,
-    partitions_def=experiments_partitions,
-    group_name=ANALYSIS_GROUP,
-    kinds=warehouse_kinds(),
-    output_required=False,
-    description="`enrollments_<slug>`: one row per enrolled client and branch, with segment flags and "
-    "default Nimbus exposures. Built once, on the first day the `day` period is ready, then reused.",
+@checked_asset(
+    dg.AssetSpec(
+        ENROLLMENTS_KEY,
+        group_name=ANALYSIS_GROUP,
+        kinds=warehouse_kinds(),
+        skippable=True,
+        description="`enrollments_<slug>`: one row per enrolled client and branch, with segment flags and "
+        "default Nimbus exposures. Built once, on the first day the `day` period is ready, then reused.",
+    ),
+    [SAMPLE_RATIO, ENROLLMENT_VOLUME, UNENROLLMENT_RATE],
 )
 def enrollments(context: dg.AssetExecutionContext, warehouse: WarehouseResource, metric_hub: MetricHubResource,
                 bucket: BucketResource):
@@ -60,7 +102,8 @@ def enrollments(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                 ),
                 "unknown_branches": dg.MetadataValue.json(result.unknown_branches),
                 **_run_metadata(step),
-            }
+            },
+            check_results=_enrollment_checks(step, result.clients_per_branch),
         )
 
 
@@ -106,15 +149,21 @@ def _uplift_preview(frame_rows: list[dict]) -> str:
     return md_table(["metric", "statistic", "branch", "vs", "relative uplift", "lower", "upper"], rows)
 
 
-@dg.asset(
-    key=STATISTICS_KEY,
-    deps=[METRICS_KEY],
-    partitions_def=experiments_partitions,
-    group_name=ANALYSIS_GROUP,
-    kinds=warehouse_kinds() | {"pandas"},
-    output_required=False,
-    description="Statistics `statistics_<slug>_<period>_<n>` (schema v4) for every metric, statistic, branch "
-    "pair, segment and basis, and the views `statistics_<slug>_<suffix>`.",
+@checked_asset(
+    dg.AssetSpec(
+        STATISTICS_KEY,
+        deps=[METRICS_KEY],
+        group_name=ANALYSIS_GROUP,
+        kinds=warehouse_kinds() | {"pandas"},
+        skippable=True,
+        freshness_policy=DAILY_STATISTICS_FRESHNESS,
+        description="Statistics `statistics_<slug>_<period>_<n>` (schema v4) for every metric, statistic, branch "
+        "pair, segment and basis, and the views `statistics_<slug>_<suffix>`.",
+    ),
+    # the errors check lives here: statistics is the last analysis step, and it runs whenever an earlier
+    # step failed only partially (a failed metric or statistic is logged and the rest is computed), so it
+    # sees every ERROR row of the run; a step that fails outright fails the run, which is its own alert
+    [STATISTICS_COMPLETENESS, ANALYSIS_ERRORS],
 )
 def statistics(context: dg.AssetExecutionContext, warehouse: WarehouseResource, metric_hub: MetricHubResource,
                bucket: BucketResource):
@@ -144,5 +193,6 @@ def statistics(context: dg.AssetExecutionContext, warehouse: WarehouseResource, 
                 f"relative_uplift ({newest.table})": dg.MetadataValue.md(_uplift_preview(preview)),
                 "failures": dg.MetadataValue.json(sorted({f for t in tables for f in t.failures})),
                 **_run_metadata(step),
-            }
+            },
+            check_results=_statistics_checks(context, step),
         )

@@ -36,6 +36,17 @@ class _DagsterLogForwarder(logging.Handler):
         self.dagster_log.log(record.levelno, message)
 
 
+def config_error_coordinates(error: ConfigError) -> dict[str, str]:
+    """The metric and statistic a config error's field names (`metrics.<m>.statistics.<s>...`)."""
+    parts = (error.field or "").split(".")
+    coordinates = {}
+    if len(parts) >= 2 and parts[0] == "metrics":
+        coordinates["metric"] = parts[1]
+        if len(parts) >= 4 and parts[2] == "statistics":
+            coordinates["statistic"] = parts[3]
+    return coordinates
+
+
 @dataclass
 class ExperimentStep:
     slug: str
@@ -108,7 +119,8 @@ def experiment_step(
             step.skip_reason = str(e)
             log.warning("%s: not analysed: %s", slug, e, exc_info=e, extra=context(experiment=slug))
         except ConfigError as e:
-            log.error("%s: invalid metric-hub configuration: %s", slug, e, exc_info=e, extra=context(experiment=slug))
+            log.error("%s: invalid metric-hub configuration: %s", slug, e, exc_info=e,
+                      extra=context(experiment=slug, **config_error_coordinates(e)))
             raise dg.Failure(f"{slug}: invalid metric-hub configuration: {e}") from e
         try:
             yield step

@@ -8,6 +8,7 @@ import dagster as dg
 from jetstream_assets.analysis.logs import LOGS_TABLE
 from jetstream_assets.core.schema import LOGS_SCHEMA
 from jetstream_assets.dagster_defs.engine_kinds import warehouse_kinds
+from jetstream_assets.dagster_defs.freshness import EXPERIMENTER_SNAPSHOT_FRESHNESS
 from jetstream_assets.dagster_defs.markdown import md_table
 from jetstream_assets.dagster_defs.resources import ExperimenterResource, WarehouseResource
 from jetstream_assets.experimenter.client import ExperimenterError, display_source, fetch_experimenter_payload
@@ -22,6 +23,7 @@ LOGS_KEY = dg.AssetKey(["monitoring", LOGS_TABLE])
 @dg.asset(
     key=SNAPSHOT_KEY,
     group_name=MONITORING_GROUP,
+    freshness_policy=EXPERIMENTER_SNAPSHOT_FRESHNESS,
     kinds=warehouse_kinds() | {"python"},
     description="Every Experimenter experiment (API v8), flattened as bigquery-etl does; fully replaced on each "
     "load. A failed fetch leaves the previous contents in place.",

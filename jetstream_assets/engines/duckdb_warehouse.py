@@ -19,7 +19,9 @@ from typing import Any, Iterable, Iterator
 import duckdb
 import pandas as pd
 
+from jetstream_assets.analysis.query_bytes import estimate_query_bytes
 from jetstream_assets.core.schema import Schema, duckdb_type
+from jetstream_assets.engines.duckdb_table_stats import STATS_TABLE_DDL, TableStatsCache
 from jetstream_assets.engines.warehouse import QueryLabels, Warehouse, WarehouseError
 from jetstream_assets.sql.dialect import SqlTranslationError, bigquery_to_duckdb
 
@@ -36,7 +38,7 @@ CREATE TABLE IF NOT EXISTS {INTERNAL_SCHEMA}.query_log (
   submission_timestamp TIMESTAMP, experiment_slug VARCHAR, destination_table VARCHAR, query VARCHAR,
   duration_ms DOUBLE, error_reason VARCHAR, error_message VARCHAR);
 ALTER TABLE {INTERNAL_SCHEMA}.query_log ADD COLUMN IF NOT EXISTS total_bytes_processed BIGINT;
-"""
+{STATS_TABLE_DDL.format(schema=INTERNAL_SCHEMA)}"""
 
 
 def _ident(name: str) -> str:
@@ -72,6 +74,7 @@ class DuckDBWarehouse(Warehouse):
         super().__init__(project, dataset, monitoring_dataset)
         self.path = path
         self._pinned: duckdb.DuckDBPyConnection | None = None
+        self._table_stats = TableStatsCache(INTERNAL_SCHEMA)
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         with self._connect() as con:
             con.execute(_BOOKKEEPING)
@@ -122,13 +125,27 @@ class DuckDBWarehouse(Warehouse):
     def table_ref(self, dataset: str, table: str) -> str:
         return f"`{dataset}`.`{table}`"
 
+    def _billed_bytes(self, con: duckdb.DuckDBPyConnection, sql: str) -> int | None:
+        """What BigQuery on-demand would bill `sql` on the tables as they are now (None: cannot be measured).
+        Taken before the query runs and outside any transaction, so measuring can never abort a write."""
+        try:
+            return estimate_query_bytes(sql, lambda name: self._table_stats.lookup(con, name)).billed
+        except duckdb.Error:
+            return None
+
     def _record(
-        self, con: duckdb.DuckDBPyConnection, sql: str, labels: QueryLabels | None, seconds: float, error: Exception | None
+        self,
+        con: duckdb.DuckDBPyConnection,
+        sql: str,
+        labels: QueryLabels | None,
+        seconds: float,
+        error: Exception | None,
+        billed_bytes: int | None = None,
     ) -> None:
         labels = labels or QueryLabels()
         con.execute(
             f"INSERT INTO {INTERNAL_SCHEMA}.query_log (submission_timestamp, experiment_slug, destination_table, "
-            "query, duration_ms, error_reason, error_message) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "query, duration_ms, error_reason, error_message, total_bytes_processed) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 _utcnow(),
                 labels.experiment,
@@ -137,6 +154,7 @@ class DuckDBWarehouse(Warehouse):
                 seconds * 1000.0,
                 type(error).__name__ if error else None,
                 str(error) if error else None,
+                0 if error else billed_bytes,  # BigQuery does not bill a query that fails
             ],
         )
 
@@ -151,13 +169,14 @@ class DuckDBWarehouse(Warehouse):
     def query(self, sql: str, labels: QueryLabels | None = None) -> pd.DataFrame:
         with self._connect() as con:
             translated = self._translate(con, sql, labels, f"query failed{_purpose(labels)}")
+            billed = self._billed_bytes(con, sql)
             started = time.perf_counter()
             try:
                 frame = con.execute(translated).df()
             except duckdb.Error as e:
                 self._record(con, sql, labels, time.perf_counter() - started, e)
                 raise WarehouseError(f"query failed{_purpose(labels)}: {e}") from e
-            self._record(con, sql, labels, time.perf_counter() - started, None)
+            self._record(con, sql, labels, time.perf_counter() - started, None, billed)
             return frame
 
     def dry_run(self, sql: str, labels: QueryLabels | None = None) -> int | None:
@@ -185,6 +204,7 @@ class DuckDBWarehouse(Warehouse):
         with self._connect() as con:
             translated = self._translate(con, sql, labels, f"creating {dataset}.{table} failed")
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(dataset)}")
+            billed = self._billed_bytes(con, sql)
             con.execute("BEGIN TRANSACTION")
             try:
                 started = time.perf_counter()
@@ -194,7 +214,7 @@ class DuckDBWarehouse(Warehouse):
                     con.execute("ROLLBACK")
                     self._record(con, sql, labels, time.perf_counter() - started, e)
                     raise WarehouseError(f"creating {dataset}.{table} failed: {e}") from e
-                self._record(con, sql, labels, time.perf_counter() - started, None)
+                self._record(con, sql, labels, time.perf_counter() - started, None, billed)
                 self._touch(con, dataset, table, description, labels)
                 con.execute("COMMIT")
             except WarehouseError:
@@ -352,7 +372,8 @@ class DuckDBWarehouse(Warehouse):
         return [name for (name,) in rows]
 
     def query_costs(self, day: dt.date) -> pd.DataFrame:
-        """bigquery-etl's rule on our own job history: the day's queries that wrote to the results dataset."""
+        """bigquery-etl's rule on our own job history: the day's queries that wrote to the results dataset.
+        `total_bytes_processed` is the estimate of what BigQuery on-demand would bill (`analysis.query_bytes`)."""
         with self._connect() as con:
             return con.execute(
                 f"""
@@ -367,9 +388,9 @@ class DuckDBWarehouse(Warehouse):
                   duration_ms / 60000.0 AS duration_minutes,
                   error_reason
                 FROM {INTERNAL_SCHEMA}.query_log
-                WHERE CAST(submission_timestamp AS DATE) = ? AND destination_table LIKE ?
+                WHERE CAST(submission_timestamp AS DATE) = ? AND starts_with(destination_table, ?)
                 ORDER BY submission_timestamp""",
-                [day, f"{self.dataset}.%"],
+                [day, f"{self.dataset}."],
             ).df()
 
     def query_log(self, since: dt.datetime | None = None) -> pd.DataFrame:

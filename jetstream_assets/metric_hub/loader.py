@@ -15,6 +15,7 @@ from pathlib import Path
 from jetstream_assets.core.naming import is_valid_slug
 from jetstream_assets.experimenter.models import Experiment
 from jetstream_assets.metric_hub.errors import ConfigError
+from jetstream_assets.metric_hub.git_history import last_commit_hash
 from jetstream_assets.metric_hub.models import AnalysisConfig
 from jetstream_assets.metric_hub.outcomes import OutcomeSpec, parse_outcome
 from jetstream_assets.metric_hub.resolver import ResolveInputs, resolve_analysis
@@ -39,8 +40,10 @@ class MetricHub:
     def functions_path(self) -> Path:
         return self.root / "definitions" / "functions.toml"
 
-    def experiment_path(self, slug: str) -> Path:
-        return self.root / "jetstream" / f"{_path_safe(slug)}.toml"
+    def experiment_path(self, slug: str) -> Path | None:
+        """jetstream/<slug>.toml; None for a slug that cannot name a file, which so has no config of its own
+        (Jetstream still analyses such an experiment, under a sanitised table name)."""
+        return self.root / "jetstream" / f"{slug}.toml" if is_valid_slug(slug) else None
 
     def defaults_path(self, platform: str) -> Path:
         return self.root / "jetstream" / "defaults" / f"{_path_safe(platform)}.toml"
@@ -49,7 +52,8 @@ class MetricHub:
         return self.root / "jetstream" / "outcomes" / _path_safe(platform) / f"{_path_safe(slug)}.toml"
 
     def has_experiment_config(self, slug: str) -> bool:
-        return self.experiment_path(slug).is_file()
+        path = self.experiment_path(slug)
+        return path is not None and path.is_file()
 
     def experiment_config_slugs(self) -> list[str]:
         folder = self.root / "jetstream"
@@ -73,9 +77,10 @@ class MetricHub:
         # only the outcomes an experiment uses are parsed, so a broken unrelated outcome can't fail it
         out: dict[str, OutcomeSpec] = {}
         for slug in slugs:
-            source = self._file(self.outcome_path(platform, slug))
+            path = self.outcome_path(platform, slug)
+            source = self._file(path)
             if source is not None:
-                out[slug] = parse_outcome(source, slug)
+                out[slug] = parse_outcome(source, slug, last_commit_hash(path))
         return out
 
     # --- resolution ------------------------------------------------------------------------
@@ -92,7 +97,7 @@ class MetricHub:
     def _resolve(self, experiment: Experiment, config_file: Path | None) -> AnalysisConfig:
         platform = experiment.app_name
         own_path = config_file or self.experiment_path(experiment.slug)
-        own = self._file(own_path)
+        own = self._file(own_path) if own_path is not None else None
         if config_file is not None and own is None:
             raise ConfigError("no such config file", file=str(config_file))
         spec = self._spec(self.defaults_path(platform))
@@ -126,10 +131,11 @@ class MetricHub:
         own = self.experiment_path(slug)
         listed: tuple[str, ...] = ()
         try:
-            listed = _configured_outcomes(parse_spec(read_toml(own))) if own.is_file() else ()
+            listed = _configured_outcomes(parse_spec(read_toml(own))) if own and own.is_file() else ()
         except ConfigError:
             pass  # a broken config still gets a fingerprint (of its bytes)
-        paths = [own, self.defaults_path(platform), self.definitions_path(platform), self.functions_path()]
+        paths = [self.defaults_path(platform), self.definitions_path(platform), self.functions_path()]
+        paths += [own] if own is not None else []
         paths += [self.outcome_path(platform, o) for o in sorted(set(outcomes) | set(listed))]
         digest = hashlib.sha256()
         for path in paths:

@@ -17,7 +17,8 @@ class OutcomeSpec:
     source: TomlFile
 
 
-def parse_outcome(source: TomlFile, slug: str) -> OutcomeSpec:
+def parse_outcome(source: TomlFile, slug: str, commit_hash: str | None = None) -> OutcomeSpec:
+    """An outcome file; `commit_hash` is the last commit that touched it, where known."""
     data = source.data
     for key in ("friendly_name", "description"):
         if not isinstance(data.get(key), str):
@@ -35,6 +36,7 @@ def parse_outcome(source: TomlFile, slug: str) -> OutcomeSpec:
         description=data["description"],
         metrics=tuple(spec.metrics),
         default_metrics=tuple(default_metrics),
+        commit_hash=commit_hash,
     )
     return OutcomeSpec(outcome, spec, source)
 

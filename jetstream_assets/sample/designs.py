@@ -18,15 +18,21 @@ EFFECT_COLUMNS: tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class BranchDesign:
-    """A branch and its planted effects: clients_daily column -> multiplier of the column's mean."""
+    """A branch and its planted effects: clients_daily column -> multiplier of the column's mean.
+
+    `ratio` is what Experimenter publishes; `assigned_ratio`, when set, is the share the telemetry
+    actually assigns instead (a planted sample ratio mismatch)."""
 
     slug: str
     ratio: float = 1.0
     effects: Mapping[str, float] = field(default_factory=dict)
+    assigned_ratio: float | None = None
 
     def __post_init__(self) -> None:
-        if self.ratio <= 0:
-            raise ValueError(f"branch {self.slug!r}: ratio must be positive, got {self.ratio}")
+        for name in ("ratio", "assigned_ratio"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"branch {self.slug!r}: {name} must be positive, got {value}")
         unknown = set(self.effects) - set(EFFECT_COLUMNS)
         if unknown:
             raise ValueError(
@@ -39,7 +45,12 @@ class BranchDesign:
         object.__setattr__(self, "effects", MappingProxyType(dict(self.effects)))
 
     def __hash__(self) -> int:
-        return hash((self.slug, self.ratio, tuple(sorted(self.effects.items()))))
+        return hash((self.slug, self.ratio, tuple(sorted(self.effects.items())), self.assigned_ratio))
+
+    @property
+    def assignment_ratio(self) -> float:
+        """The ratio the synthetic telemetry assigns clients by."""
+        return self.ratio if self.assigned_ratio is None else self.assigned_ratio
 
     def multiplier(self, column: str) -> float:
         return self.effects.get(column, 1.0)
@@ -111,6 +122,12 @@ DEMO_ANALYSIS_DATE = dt.date(2026, 10, 12)
 DEMO_BACKGROUND_CLIENTS = 5_000
 DEMO_SEED = 20260812
 
+# Experiments that show failing checks on purpose: telemetry assigns 58/42 where Experimenter says
+# 50/50, and a metric-hub config (jetstream/<slug>.toml) with a metric whose SQL fails at run time.
+DEMO_SRM_SLUG = "pip-nudge-srm"
+DEMO_BROKEN_METRIC_SLUG = "sidebar-broken-metric"
+DEMO_BROKEN_METRIC = "sidebar_clicks"
+
 DEMO_DESIGNS: tuple[ExperimentDesign, ...] = (
     ExperimentDesign(
         slug="search-shortcuts-complete",
@@ -128,7 +145,7 @@ DEMO_DESIGNS: tuple[ExperimentDesign, ...] = (
                 "treatment", 1, {"active_hours_sum": 1.10, "search_count_all": 1.15}
             ),
         ),
-        n_clients=20_000,
+        n_clients=18_000,
         is_enrollment_paused=True,
     ),
     ExperimentDesign(
@@ -148,7 +165,7 @@ DEMO_DESIGNS: tuple[ExperimentDesign, ...] = (
             ),
             BranchDesign("treatment-b", 1, {"active_hours_sum": 0.95}),
         ),
-        n_clients=18_000,
+        n_clients=16_000,
         is_enrollment_paused=True,
     ),
     ExperimentDesign(
@@ -165,7 +182,7 @@ DEMO_DESIGNS: tuple[ExperimentDesign, ...] = (
             BranchDesign("control", 1),
             BranchDesign("treatment", 1, {"ad_clicks_count_all": 1.25}),
         ),
-        n_clients=12_000,
+        n_clients=10_000,
         is_enrollment_paused=True,
     ),
     ExperimentDesign(
@@ -194,5 +211,39 @@ DEMO_DESIGNS: tuple[ExperimentDesign, ...] = (
         proposed_enrollment=7,
         branches=(BranchDesign("control", 1), BranchDesign("treatment", 1)),
         n_clients=0,
+    ),
+    ExperimentDesign(
+        slug=DEMO_SRM_SLUG,
+        user_facing_name="Picture-in-Picture Nudge",
+        user_facing_description="Broken on purpose: 58% of clients land in control although the ratio "
+        "is 50/50 (a sample ratio mismatch).",
+        feature_id="pictureinpicture",
+        start_date=dt.date(2026, 9, 28),
+        enrollment_end_date=dt.date(2026, 10, 2),
+        end_date=None,
+        proposed_enrollment=5,
+        branches=(
+            BranchDesign("control", 1, assigned_ratio=58),
+            BranchDesign("treatment", 1, assigned_ratio=42),
+        ),
+        n_clients=3_000,
+        is_enrollment_paused=True,
+    ),
+    ExperimentDesign(
+        slug=DEMO_BROKEN_METRIC_SLUG,
+        user_facing_name="Sidebar Launcher",
+        user_facing_description="Broken on purpose: its metric-hub config has a metric whose SQL "
+        "reads a column that does not exist.",
+        feature_id="sidebar",
+        start_date=dt.date(2026, 9, 28),
+        enrollment_end_date=dt.date(2026, 10, 2),
+        end_date=None,
+        proposed_enrollment=5,
+        branches=(
+            BranchDesign("control", 1),
+            BranchDesign("treatment", 1, {"active_hours_sum": 1.05}),
+        ),
+        n_clients=3_000,
+        is_enrollment_paused=True,
     ),
 )

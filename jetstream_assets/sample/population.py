@@ -151,7 +151,7 @@ def _experiment_block(
             f"{design.slug}: enrollment {design.start_date}..{design.last_enrollment_date} "
             f"must start within the telemetry dates {data_start}..{data_end}"
         )
-    branch_index = balanced_branches([b.ratio for b in design.branches], rank, rng)
+    branch_index = balanced_branches([b.assignment_ratio for b in design.branches], rank, rng)
     branch_slugs = np.array(design.branch_slugs, dtype=object)
     n = design.n_clients + design.unknown_branch_clients
     branch = np.concatenate(

@@ -29,6 +29,10 @@ def _rewrite(node: exp.Expression) -> exp.Expression:
     if isinstance(node, exp.Table) and node.args.get("catalog") is not None:
         node.set("catalog", None)
         return node
+    if isinstance(node, exp.Anonymous) and node.name.upper() == "IEEE_DIVIDE" and len(node.expressions) == 2:
+        # DuckDB's float division already follows IEEE 754 (x/0 = ±inf, 0/0 = NaN)
+        a, b = (exp.Cast(this=e, to=exp.DataType.build("DOUBLE")) for e in node.expressions)
+        return exp.Div(this=a, expression=b)
     if isinstance(node, exp.Dot):
         call = _is_mozfun(node, "map", "get_key")
         if call is not None:

@@ -10,6 +10,7 @@ analysed at all (a missing column, NULLs left by a pre-treatment, non-binary val
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from jetstream_assets.statistics.errors import StatisticComputationError, StatisticConfigError
@@ -58,6 +59,12 @@ def compute(
         raise StatisticComputationError(
             metric, statistic_name, "pre-treatments left NULL values (add remove_indefinites)",
         )
+    infinite = _infinite_count(frame, columns)
+    if infinite:
+        # mozanalysis cannot summarise ±inf either; say so instead of publishing NULL estimates
+        raise StatisticComputationError(
+            metric, statistic_name, f"{infinite} infinite value(s) (add the remove_indefinites pre-treatment)",
+        )
 
     output = stat.function(frame, metric, seed, **resolved)
     rows = to_frame(output.rows, metric, segment, analysis_basis)
@@ -65,6 +72,11 @@ def compute(
         StatisticComputationError(metric, statistic_name, f.reason, f.reference_branch) for f in output.failures
     ]
     return rows
+
+
+def _infinite_count(frame: pd.DataFrame, columns: list[str]) -> int:
+    numeric = frame[columns].select_dtypes(include="number")
+    return int(np.isinf(numeric.to_numpy(dtype=float)).sum()) if numeric.size else 0
 
 
 def computation_errors(rows: pd.DataFrame) -> list[StatisticComputationError]:

@@ -119,13 +119,14 @@ def _comparison_rows(y, labels, cov, reference: str, branches: list[str]) -> lis
         focus = base.copy()
         focus[i] = 1.0
         mu_focus, mu_ref = float(focus @ coef), float(base @ coef)
-        with np.errstate(divide="ignore", invalid="ignore"):
+        # a branch mean of 0 makes the log ratio infinite: NULL estimates, not an OverflowError
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             log_ratio = np.log(mu_focus / mu_ref)
             gradient = focus / mu_focus - base / mu_ref
             log_se = math.sqrt(max(float(gradient @ covariance @ gradient), 0.0))
-        rows.append(Row("mean_lm", branch, math.exp(log_ratio) - 1, math.exp(log_ratio - z * log_se) - 1,
-                        math.exp(log_ratio + z * log_se) - 1, comparison=RELATIVE_UPLIFT,
-                        comparison_to_branch=reference, ci_width=CONFIDENCE_INTERVAL))
+            rows.append(Row("mean_lm", branch, np.exp(log_ratio) - 1, np.exp(log_ratio - z * log_se) - 1,
+                            np.exp(log_ratio + z * log_se) - 1, comparison=RELATIVE_UPLIFT,
+                            comparison_to_branch=reference, ci_width=CONFIDENCE_INTERVAL))
     return rows
 
 

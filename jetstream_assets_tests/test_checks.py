@@ -1,0 +1,249 @@
+"""The asset checks on crafted samples: each one passing and failing, evaluated by the assets' own
+steps through `dg.materialize` (enrollment health, statistics completeness, logged errors, the export
+contract), plus the rules' edge cases on plain numbers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import pytest
+from mozilla_nimbus_schemas.jetstream import Statistics
+
+from jetstream_assets.analysis.health import WindowStatistics, sample_ratio_mismatch, statistics_completeness
+from jetstream_assets.analysis.plan import AnalysisPlan, PeriodPlan
+from jetstream_assets.core.periods import AnalysisPeriod
+from jetstream_assets.core.windows import ExperimentDates
+from jetstream_assets.dagster_defs.analysis_assets import STATISTICS_KEY, enrollments, metrics, statistics
+from jetstream_assets.dagster_defs.export_assets import statistics_json
+from jetstream_assets.dagster_defs.freshness import DAILY_STATISTICS_FRESHNESS
+from jetstream_assets.dagster_defs.partitions import experiments_partitions
+from jetstream_assets.dagster_defs.run_tags import daily_tags
+from jetstream_assets.experimenter.models import Branch, Experiment
+from jetstream_assets.metric_hub.models import AnalysisConfig, DataSource, Metric, StatisticSpec
+from jetstream_assets.sample.designs import BranchDesign
+from jetstream_assets.settings import bundled_metric_hub
+from jetstream_assets_tests.fixtures_sample import load_snapshot
+from jetstream_assets_tests.small_sample import analysis_resources, like_tab_groups, write_small_sample
+
+RUN_DATE = dt.date(2026, 10, 4)  # the first weekly window of like_tab_groups() experiments is ready
+HEALTHY = "healthy-large"  # 1,200 clients, balanced, 3% unenrollment
+SRM = "srm-three-branches"  # Experimenter 2:1:1, telemetry 1:1:1, 600 clients
+UNENROLLING = "unenrolling"  # half the clients unenroll
+BROKEN = "broken-metric"  # its config adds a metric whose SQL fails
+WEEKLY_FILE = "statistics/statistics_healthy_large_weekly.json"
+
+# two cheap metrics, so the analysis steps take a second
+DEFAULTS = """
+[metrics]
+weekly = ["active_hours", "searched"]
+
+[metrics.active_hours.statistics.bootstrap_mean]
+num_samples = 200
+
+[metrics.searched.statistics.binomial]
+"""
+BROKEN_CONFIG = """
+[metrics]
+weekly = ["no_such_metric_column"]
+
+[metrics.no_such_metric_column]
+select_expression = "SUM(no_such_column)"
+data_source = "clients_daily"
+statistics = { bootstrap_mean = { num_samples = 200 } }
+"""
+
+
+@dataclass
+class Crafted:
+    home: Path
+    resources: dict
+    instance: dg.DagsterInstance
+    runs: dict[str, dg.ExecuteInProcessResult]
+
+    def checks(self, slug: str) -> dict[str, dg.AssetCheckEvaluation]:
+        return {e.check_name: e for e in self.runs[slug].get_asset_check_evaluations()}
+
+    def analyse(self, slug: str, assets: list) -> dg.ExecuteInProcessResult:
+        return dg.materialize(assets, partition_key=slug, tags=daily_tags(RUN_DATE), resources=self.resources,
+                              instance=self.instance, raise_on_error=False)
+
+
+@pytest.fixture(scope="module")
+def crafted(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("checks")
+    write_small_sample(root / "home", [
+        like_tab_groups(HEALTHY, clients=1_200),
+        like_tab_groups(SRM, clients=600, branches=(
+            BranchDesign("control", 2, assigned_ratio=1), BranchDesign("treatment-a", 1), BranchDesign("treatment-b", 1),
+        )),
+        like_tab_groups(UNENROLLING, unenroll_rate=0.5),
+        like_tab_groups(BROKEN),
+    ])
+    hub = root / "metric-hub"
+    shutil.copytree(Path(bundled_metric_hub()) / "definitions", hub / "definitions")
+    (hub / "jetstream" / "defaults").mkdir(parents=True)
+    (hub / "jetstream" / "defaults" / "firefox_desktop.toml").write_text(DEFAULTS)
+    (hub / "jetstream" / f"{BROKEN}.toml").write_text(BROKEN_CONFIG)
+    resources = analysis_resources(root / "home", metric_hub_path=str(hub))
+    with dg.instance_for_test() as instance:
+        assert load_snapshot(instance, resources).success
+        instance.add_dynamic_partitions(experiments_partitions.name, [HEALTHY, SRM, UNENROLLING, BROKEN])
+        state = Crafted(root / "home", resources, instance, {})
+        everything = [enrollments, metrics, statistics, statistics_json]
+        for slug in (HEALTHY, BROKEN):
+            state.runs[slug] = state.analyse(slug, everything)
+        for slug in (SRM, UNENROLLING):
+            state.runs[slug] = state.analyse(slug, [enrollments])
+        yield state
+
+
+# --- enrollment health on `mozanalysis/enrollments` ----------------------------------------------
+
+
+def test_healthy_enrollment_passes_every_enrollment_check(crafted: Crafted) -> None:
+    checks = crafted.checks(HEALTHY)
+    for name in ("sample_ratio", "enrollment_volume", "unenrollment_rate"):
+        assert checks[name].passed, checks[name].description
+        assert checks[name].asset_key == dg.AssetKey(["mozanalysis", "enrollments"])
+    assert checks["enrollment_volume"].metadata["enrolled"].value == 1_200
+    assert checks["unenrollment_rate"].metadata["unenrollment_rate"].value < 0.10
+
+
+def test_three_branch_sample_ratio_mismatch_fails_with_shares_and_p_value(crafted: Crafted) -> None:
+    check = crafted.checks(SRM)["sample_ratio"]
+    assert not check.passed
+    assert check.severity == dg.AssetCheckSeverity.ERROR
+    meta = {k: v.value for k, v in check.metadata.items()}
+    assert meta["expected_share"] == {"control": 0.5, "treatment-a": 0.25, "treatment-b": 0.25}
+    assert meta["observed_share"]["control"] == pytest.approx(1 / 3, abs=0.01)
+    assert meta["max_deviation_branch"] == "control" and meta["max_deviation_pp"] > 15
+    assert meta["p_value"] < 0.001 and meta["degrees_of_freedom"] == 2
+    assert crafted.runs[SRM].success, "an SRM warns; it does not block the analysis"
+
+
+def test_low_enrollment_warns(crafted: Crafted) -> None:
+    check = crafted.checks(SRM)["enrollment_volume"]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    assert check.metadata["enrolled"].value == 600 and check.metadata["enrollment_days"].value >= 3
+
+
+def test_high_unenrollment_warns_with_the_rate_per_branch(crafted: Crafted) -> None:
+    check = crafted.checks(UNENROLLING)["unenrollment_rate"]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    assert check.metadata["unenrollment_rate"].value > 0.10
+    assert set(check.metadata["unenrollment_rate_per_branch"].value) == {"control", "treatment"}
+    assert crafted.checks(SRM)["unenrollment_rate"].passed
+
+
+# --- completeness and logged errors on `mozanalysis/statistics` ----------------------------------
+
+
+def test_complete_statistics_pass_and_are_exported(crafted: Crafted) -> None:
+    checks = crafted.checks(HEALTHY)
+    assert checks["statistics_completeness"].passed, checks["statistics_completeness"].metadata
+    assert checks["statistics_completeness"].metadata["missing_rows"].value == 0
+    assert checks["analysis_errors"].passed
+    assert checks["export_contract"].passed
+    assert crafted.runs[HEALTHY].success
+
+
+def test_missing_metric_fails_completeness_and_the_other_metrics_are_published(crafted: Crafted) -> None:
+    result = crafted.runs[BROKEN]
+    check = crafted.checks(BROKEN)["statistics_completeness"]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR and not check.blocking
+    assert check.metadata["incomplete_metrics"].value == ["no_such_metric_column/mean"]
+    assert result.success  # one bad metric does not hide the experiment's other results
+    materialized = {e.asset_key for e in result.get_asset_materialization_events()}
+    assert {STATISTICS_KEY, dg.AssetKey(["bucket", "statistics_json"])} <= materialized
+    published = list((crafted.home / "bucket" / "statistics").glob("statistics_broken_metric_*.json"))
+    assert published
+    metrics = {row["metric"] for path in published for row in json.loads(path.read_text())}
+    assert "no_such_metric_column" not in metrics and len(metrics) > 1
+
+
+def test_errors_logged_in_the_run_warn_and_name_the_metric(crafted: Crafted) -> None:
+    check = crafted.checks(BROKEN)["analysis_errors"]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    assert check.metadata["errors"].value == 2  # the metric failed on both bases
+    assert check.metadata["metrics"].value == ["no_such_metric_column"]
+
+
+def test_null_estimates_fail_completeness() -> None:
+    metric = Metric("m", "SUM(x)", DataSource("ds", "t"), (StatisticSpec("binomial"),), analysis_bases=("enrollments",))
+    experiment = Experiment(slug="x", branches=(Branch("a"), Branch("b")), start_date=dt.date(2026, 9, 1),
+                            end_date=None, enrollment_end_date=None, proposed_enrollment=7, reference_branch="a")
+    config = AnalysisConfig(experiment=experiment, enrollment_period=7, metrics={AnalysisPeriod.WEEK: (metric,)})
+    plan = AnalysisPlan(date=RUN_DATE, rerun=False, dates=ExperimentDates(dt.date(2026, 9, 1), 7),
+                        periods=(PeriodPlan(AnalysisPeriod.WEEK, (), (metric,)),))
+    rows = [{"metric": "identity", "statistic": "count", "branch": b, "comparison": None, "comparison_to_branch": None,
+             "point": 10.0, "lower": None, "upper": None} for b in "ab"]
+    rows += [{"metric": "m", "statistic": "binomial", "branch": b, "comparison": None, "comparison_to_branch": None,
+              "point": 0.5, "lower": 0.4, "upper": 0.6} for b in "ab"]
+    rows += [{"metric": "m", "statistic": "binomial", "branch": f, "comparison": c, "comparison_to_branch": r,
+              "point": 0.1, "lower": None if (f, c) == ("b", "difference") else 0.0, "upper": 0.2}
+             for f, r in (("a", "b"), ("b", "a")) for c in ("difference", "relative_uplift")]
+    frame = pd.DataFrame(rows).assign(segment="all", analysis_basis="enrollments")
+    result = statistics_completeness(config, plan, [WindowStatistics(AnalysisPeriod.WEEK, 1, "t", frame)])
+    assert not result.passed
+    assert result.metadata["missing_rows"] == 0 and result.metadata["null_estimate_rows"] == 1
+    assert "m/binomial b difference vs a" in result.metadata["null_estimate_examples"][0]
+    frame.loc[frame["lower"].isna() & (frame["metric"] == "m"), "lower"] = 0.0
+    assert statistics_completeness(config, plan, [WindowStatistics(AnalysisPeriod.WEEK, 1, "t", frame)]).passed
+
+
+# --- the export contract on `bucket/statistics_json` ---------------------------------------------
+
+
+def test_corrupt_published_file_heals_on_the_next_run(crafted: Crafted) -> None:
+    published = crafted.home / "bucket" / WEEKLY_FILE
+    published.write_text('[{"metric": "half a fil')  # newer than the view: only the contract notices
+    result = crafted.analyse(HEALTHY, [statistics_json])
+    assert result.success
+    [check] = result.get_asset_check_evaluations()
+    assert check.passed and WEEKLY_FILE in check.metadata["files"].value
+    Statistics.model_validate(json.loads(published.read_text()))
+
+
+def test_rows_failing_validation_are_not_published_and_fail_the_contract(crafted: Crafted) -> None:
+    published = crafted.home / "bucket" / WEEKLY_FILE
+    published.unlink()
+    with duckdb.connect(str(crafted.home / "warehouse.duckdb")) as con:  # nimbus knows only two bases
+        con.execute("INSERT INTO mozanalysis.statistics_healthy_large_week_1 "
+                    "SELECT * REPLACE ('per_day' AS analysis_basis) FROM mozanalysis.statistics_healthy_large_week_1 "
+                    "WHERE metric = 'identity' LIMIT 1")
+    result = crafted.analyse(HEALTHY, [statistics_json])
+    [check] = result.get_asset_check_evaluations()
+    assert not check.passed and check.blocking and check.severity == dg.AssetCheckSeverity.ERROR
+    assert "Statistics" in check.metadata["problems"].value[WEEKLY_FILE]
+    assert not result.success
+    assert not published.exists()
+
+
+# --- freshness -------------------------------------------------------------------------------------
+
+
+def test_daily_statistics_go_stale_after_36_hours() -> None:
+    policy = statistics.specs_by_key[STATISTICS_KEY].freshness_policy
+    assert policy == DAILY_STATISTICS_FRESHNESS
+    assert policy.fail_window.to_timedelta() == dt.timedelta(hours=36)
+
+
+# --- the SRM rule on plain numbers ------------------------------------------------------------------
+
+
+def test_srm_needs_both_a_tiny_p_value_and_a_five_point_deviation() -> None:
+    ratios = {"a": 2, "b": 1, "c": 1}
+    # p ~ 1e-20 but every share within 2 points: Experimenter does not alert
+    assert sample_ratio_mismatch({"a": 102_000, "b": 49_000, "c": 49_000}, ratios).passed
+    # 10 points off, but with 20 clients the chi-square is not significant
+    assert sample_ratio_mismatch({"a": 8, "b": 6, "c": 6}, ratios).passed
+    failing = sample_ratio_mismatch({"a": 900, "b": 550, "c": 550}, ratios)
+    assert not failing.passed and failing.metadata["max_deviation_pp"] == 5.0
+    assert sample_ratio_mismatch({}, ratios).passed
