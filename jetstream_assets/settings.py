@@ -28,7 +28,19 @@ SETTINGS = (
     Setting("JETSTREAM_QUERY_COST_ALERT_USD", "1.0", "a single query above this cost fails the cost check (severity WARN)"),
 )
 
-_BY_NAME = {s.name: s for s in SETTINGS}
+# production only: how the BigQuery and GCS engines reach Google Cloud
+GCP_SETTINGS = (
+    Setting("JETSTREAM_LOCATION", "US", "BigQuery location of the datasets and jobs (`region-<location>` of "
+            "INFORMATION_SCHEMA.JOBS_BY_PROJECT for query cost)"),
+    Setting("JETSTREAM_GCP_CREDENTIALS", "", "a base64 service-account key (dagster-gcp `gcp_credentials`); "
+            "empty: Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS, gcloud, Workload Identity)"),
+    Setting("JETSTREAM_BIGQUERY_ENDPOINT", "", "BigQuery API endpoint of an emulator (anonymous credentials, "
+            "strict timeouts, no retries); empty: Google's"),
+    Setting("JETSTREAM_GCS_ENDPOINT", "", "Cloud Storage API endpoint of an emulator (anonymous credentials); "
+            "empty: Google's"),
+)
+
+_BY_NAME = {s.name: s for s in (*SETTINGS, *GCP_SETTINGS)}
 
 
 def setting(name: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 
 import duckdb
 import pandas as pd
@@ -268,3 +269,27 @@ def test_hostile_slug_never_breaks_out_of_its_literal(warehouse):
     assert values(rows) == {"h1": 9.0}  # the day-0 guard found the hostile key in the experiments map
     assert warehouse.table_exists("main", "t")
     assert warehouse.query("SELECT COUNT(*) AS n FROM t")["n"][0] == 0
+
+
+def test_metric_failing_only_at_run_time_is_isolated_and_logged(warehouse, enrollments_table, caplog):
+    """A cast that fails on real rows passes a dry run (as BigQuery's "Resources exceeded" would): each
+    metric is then run alone, the culprit is logged by name, and the others are computed."""
+    from jetstream_assets.analysis.metrics import compute_metrics
+    from jetstream_assets.analysis.plan import plan_analysis
+    from jetstream_assets.core.periods import AnalysisPeriod
+
+    bad = metric("bad_cast", "SUM(CAST(CONCAT('x', ds.client_id) AS INT64))")
+    config = analysis_config(
+        segments=(HEAVY_USER,),
+        metrics={AnalysisPeriod.WEEK: (metric(), bad)},
+    )
+    plan = plan_analysis(config, DATES.last_enrollment_date + dt.timedelta(days=6), rerun=False)
+    log = logging.getLogger("test.isolation")
+    with caplog.at_level(logging.ERROR, logger="test.isolation"):
+        tables = compute_metrics(warehouse, config, plan, log)
+    assert {(t.basis, tuple(t.metrics), tuple(t.failed_metrics)) for t in tables} == {
+        ("enrollments", ("active_hours",), ("bad_cast",)),
+        ("exposures", ("active_hours",), ("bad_cast",)),
+    }
+    assert all("bad_cast" in r.getMessage() for r in caplog.records) and len(caplog.records) == 2
+    assert not [t for t in warehouse.list_tables("mozanalysis") if t.endswith("__probe")]

@@ -52,6 +52,43 @@ def _query_for(config: AnalysisConfig, plan: AnalysisPlan, warehouse: Warehouse,
     )
 
 
+def _isolate_failures(
+    warehouse: Warehouse, config: AnalysisConfig, plan: AnalysisPlan, window: AnalysisWindow, basis: str,
+    metrics: list[Metric], table: str, log: logging.Logger,
+) -> tuple[list[Metric], list[str]]:
+    """After the combined query failed: which metrics fail on their own. Dry runs find SQL errors
+    cheaply; errors only running shows (BigQuery's "Resources exceeded", a bad cast) need each metric
+    run alone into a scratch table."""
+    slug = config.experiment.slug
+    labels = QueryLabels(experiment=slug, destination=f"{warehouse.dataset}.{table}")
+
+    def failing(metric: Metric, probe: bool) -> WarehouseError | None:
+        sql = _query_for(config, plan, warehouse, [metric], window, basis)
+        try:
+            if probe:
+                warehouse.create_table_as(warehouse.dataset, f"{table}__probe", sql, description=slug, labels=labels)
+            else:
+                warehouse.dry_run(sql, labels)
+        except WarehouseError as e:
+            return e
+        return None
+
+    problems = {m.name: e for m in metrics if (e := failing(m, probe=False)) is not None}
+    if not problems:
+        problems = {m.name: e for m in metrics if (e := failing(m, probe=True)) is not None}
+        warehouse.drop_tables(warehouse.dataset, [f"{table}__probe"])
+    for metric in metrics:
+        if metric.name in problems:
+            log.error(
+                "%s: metric %s (data source %s) failed for %s window %d, basis %s: %s",
+                slug, metric.name, metric.data_source.name, window.period.value, window.index, basis,
+                problems[metric.name], exc_info=problems[metric.name],
+                extra=context(experiment=slug, metric=metric.name, analysis_basis=basis,
+                              analysis_period=window.period.value),
+            )
+    return [m for m in metrics if m.name not in problems], sorted(problems)
+
+
 def _compute_window(
     warehouse: Warehouse, config: AnalysisConfig, plan: AnalysisPlan, window: AnalysisWindow, basis: str,
     metrics: list[Metric], log: logging.Logger,
@@ -59,35 +96,23 @@ def _compute_window(
     slug = config.experiment.slug
     table = metrics_table(slug, basis, window.period.value, window.index)
     labels = QueryLabels(experiment=slug, destination=f"{warehouse.dataset}.{table}")
-    where = dict(experiment=slug, analysis_basis=basis, analysis_period=window.period.value)
+    good, failed = metrics, []
     try:
         rows = warehouse.create_table_as(
             warehouse.dataset, table, _query_for(config, plan, warehouse, metrics, window, basis),
             description=slug, labels=labels,
         )
-        return MetricsTable(window.period.value, window.index, basis, table, rows, window.days, [m.name for m in metrics])
     except WarehouseError as combined_error:
-        good, failed = [], []
-        for metric in metrics:
-            try:
-                warehouse.dry_run(_query_for(config, plan, warehouse, [metric], window, basis), labels)
-                good.append(metric)
-            except WarehouseError as e:
-                failed.append(metric.name)
-                log.error(
-                    "%s: metric %s (data source %s) failed for %s window %d, basis %s: %s",
-                    slug, metric.name, metric.data_source.name, window.period.value, window.index, basis, e,
-                    exc_info=e, extra=context(metric=metric.name, **where),
-                )
+        good, failed = _isolate_failures(warehouse, config, plan, window, basis, metrics, table, log)
         if not failed:
             raise combined_error
         rows = warehouse.create_table_as(
             warehouse.dataset, table, _query_for(config, plan, warehouse, good, window, basis),
             description=slug, labels=labels,
         )
-        return MetricsTable(
-            window.period.value, window.index, basis, table, rows, window.days, [m.name for m in good], failed
-        )
+    return MetricsTable(
+        window.period.value, window.index, basis, table, rows, window.days, [m.name for m in good], failed
+    )
 
 
 def drop_period_results(warehouse: Warehouse, slug: str) -> list[str]:

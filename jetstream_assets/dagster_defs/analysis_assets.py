@@ -34,7 +34,7 @@ from jetstream_assets.dagster_defs.engine_kinds import warehouse_kinds
 from jetstream_assets.dagster_defs.experiment_step import ExperimentStep, experiment_step
 from jetstream_assets.dagster_defs.freshness import DAILY_STATISTICS_FRESHNESS
 from jetstream_assets.dagster_defs.markdown import md_table
-from jetstream_assets.dagster_defs.partitions import experiments_partitions
+from jetstream_assets.dagster_defs.partitions import WAREHOUSE_POOL, experiments_partitions
 from jetstream_assets.dagster_defs.resources import BucketResource, MetricHubResource, WarehouseResource
 from jetstream_assets.dagster_defs.errors_export import publish_errors
 
@@ -111,6 +111,7 @@ def enrollments(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     key=METRICS_KEY,
     deps=[ENROLLMENTS_KEY],
     partitions_def=experiments_partitions,
+    pool=WAREHOUSE_POOL,
     group_name=ANALYSIS_GROUP,
     kinds=warehouse_kinds(),
     output_required=False,

@@ -23,7 +23,7 @@ from typing import Sequence
 import dagster as dg
 
 from jetstream_assets.analysis.health import HealthResult
-from jetstream_assets.dagster_defs.partitions import experiments_partitions
+from jetstream_assets.dagster_defs.partitions import WAREHOUSE_POOL, experiments_partitions
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,7 @@ def checked_asset(spec: dg.AssetSpec, checks: Sequence[CheckDefinition]):
         check_specs=[c.spec(spec.key) for c in checks],
         partitions_def=experiments_partitions,
         can_subset=True,
+        pool=WAREHOUSE_POOL,
     )
 
 

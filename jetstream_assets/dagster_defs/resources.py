@@ -5,24 +5,38 @@ An unset variable falls back to the contract's default, so a laptop needs no con
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from pathlib import Path
 
 import dagster as dg
+from dagster_gcp import BigQueryResource, GCSResource
+from dagster_gcp.bigquery.utils import setup_gcp_creds
 
-from jetstream_assets.engines.bucket import Bucket, LocalFolderBucket
+from jetstream_assets.engines.bigquery_warehouse import BigQueryOptions, BigQueryWarehouse
+from jetstream_assets.engines.bucket import Bucket, BucketError, LocalFolderBucket
 from jetstream_assets.engines.duckdb_warehouse import DuckDBWarehouse
-from jetstream_assets.engines.warehouse import Warehouse
+from jetstream_assets.engines.gcp_credentials import (
+    CredentialsError,
+    check_credentials,
+    emulator_bigquery_client,
+    emulator_storage_client,
+)
+from jetstream_assets.engines.gcs_bucket import GCSBucket
+from jetstream_assets.engines.warehouse import Warehouse, WarehouseError
 from jetstream_assets.metric_hub.loader import MetricHub
 from jetstream_assets.settings import (
+    GCP_SETTINGS,
     SETTINGS,
     bundled_experimenter_snapshot,
     bundled_metric_hub,
     default_bucket,
 )
 
-_DEFAULTS = {s.name: s.default for s in SETTINGS}
+# production-only settings (JETSTREAM_ENGINE=bigquery); docs/deployment.md documents them
+
+_DEFAULTS = {s.name: s.default for s in (*SETTINGS, *GCP_SETTINGS)}
 
 
 def _env(name: str):
@@ -37,6 +51,38 @@ def _duckdb_warehouse(path: str, project: str, dataset: str, monitoring_dataset:
     return DuckDBWarehouse(path, project, dataset, monitoring_dataset)
 
 
+@functools.lru_cache(maxsize=8)
+def _bigquery_warehouse(
+    project: str, dataset: str, monitoring_dataset: str, location: str, gcp_credentials: str, endpoint: str
+) -> BigQueryWarehouse:
+    """Credentials and datasets are checked once per process, before the first query."""
+    if endpoint:
+        client = emulator_bigquery_client(project, location, endpoint)
+        factory = lambda: contextlib.nullcontext(client)  # noqa: E731
+        # an emulator answers in seconds; fail fast instead of retrying its errors for minutes
+        options = BigQueryOptions(location=location, api_timeout_seconds=30.0, job_timeout_seconds=120.0,
+                                  retries=False, storage_read_api=False)
+    else:
+        check_credentials(gcp_credentials)
+        factory = BigQueryResource(project=project, location=location, gcp_credentials=gcp_credentials or None).get_client
+        options = BigQueryOptions(location=location)
+    warehouse = BigQueryWarehouse(factory, project, dataset, monitoring_dataset, options)
+    warehouse.verify_datasets()
+    return warehouse
+
+
+@functools.lru_cache(maxsize=8)
+def _gcs_bucket(url: str, project: str, gcp_credentials: str, endpoint: str) -> GCSBucket:
+    if endpoint:
+        return GCSBucket(emulator_storage_client(project, endpoint), url, timeout_seconds=30.0,
+                         retry_deadline_seconds=30.0)
+    check_credentials(gcp_credentials)
+    # the client reads the key when it is built, so dagster-gcp's temporary key file may go afterwards
+    with setup_gcp_creds(gcp_credentials) if gcp_credentials else contextlib.nullcontext():
+        client = GCSResource(project=project).get_client()
+    return GCSBucket(client, url)
+
+
 class WarehouseResource(dg.ConfigurableResource):
     """The results and monitoring warehouse: DuckDB file (embedded) or BigQuery (production)."""
 
@@ -45,15 +91,26 @@ class WarehouseResource(dg.ConfigurableResource):
     project: str = "moz-fx-data-experiments"
     dataset: str = "mozanalysis"
     monitoring_dataset: str = "monitoring"
+    location: str = "US"
+    gcp_credentials: str = ""
+    bigquery_endpoint: str = ""
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # production: missing credentials or datasets fail the run before any step does work
+        if self.engine == "bigquery":
+            self.get_warehouse()
 
     def get_warehouse(self) -> Warehouse:
         if self.engine == "duckdb":
             path = str(Path(self.home).expanduser().absolute() / "warehouse.duckdb")
             return _duckdb_warehouse(path, self.project, self.dataset, self.monitoring_dataset)
-        raise dg.Failure(
-            f"JETSTREAM_ENGINE={self.engine!r} is not available: this build ships the embedded engine "
-            "(`duckdb`); set JETSTREAM_ENGINE=duckdb"
-        )
+        if self.engine == "bigquery":
+            try:
+                return _bigquery_warehouse(self.project, self.dataset, self.monitoring_dataset, self.location,
+                                           self.gcp_credentials, self.bigquery_endpoint)
+            except (CredentialsError, WarehouseError) as e:
+                raise dg.Failure(f"JETSTREAM_ENGINE=bigquery: {e}") from None
+        raise dg.Failure(f"JETSTREAM_ENGINE={self.engine!r} is unknown: set `duckdb` (embedded) or `bigquery`")
 
 
 class BucketResource(dg.ConfigurableResource):
@@ -61,11 +118,21 @@ class BucketResource(dg.ConfigurableResource):
 
     bucket: str = ""
     home: str = "./.jetstream"
+    project: str = "moz-fx-data-experiments"
+    gcp_credentials: str = ""
+    gcs_endpoint: str = ""
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        if self.bucket.startswith("gs://"):
+            self.get_bucket()
 
     def get_bucket(self) -> Bucket:
         target = self.bucket or default_bucket(self.home)
         if target.startswith("gs://"):
-            raise dg.Failure(f"JETSTREAM_BUCKET={target!r}: GCS export is not available in this build")
+            try:
+                return _gcs_bucket(target, self.project, self.gcp_credentials, self.gcs_endpoint)
+            except (CredentialsError, BucketError) as e:
+                raise dg.Failure(f"JETSTREAM_BUCKET={target}: {e}") from None
         return LocalFolderBucket(str(Path(target).expanduser().absolute()))
 
 
@@ -107,8 +174,17 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
             project=_env("JETSTREAM_PROJECT"),
             dataset=_env("JETSTREAM_DATASET"),
             monitoring_dataset=_env("JETSTREAM_MONITORING_DATASET"),
+            location=_env("JETSTREAM_LOCATION"),
+            gcp_credentials=_env("JETSTREAM_GCP_CREDENTIALS"),
+            bigquery_endpoint=_env("JETSTREAM_BIGQUERY_ENDPOINT"),
         ),
-        "bucket": BucketResource(bucket=_env("JETSTREAM_BUCKET"), home=home),
+        "bucket": BucketResource(
+            bucket=_env("JETSTREAM_BUCKET"),
+            home=home,
+            project=_env("JETSTREAM_PROJECT"),
+            gcp_credentials=_env("JETSTREAM_GCP_CREDENTIALS"),
+            gcs_endpoint=_env("JETSTREAM_GCS_ENDPOINT"),
+        ),
         "experimenter": ExperimenterResource(url=_env("EXPERIMENTER_URL")),
         "metric_hub": MetricHubResource(path=_env("METRIC_HUB_PATH")),
         "alerts": AlertSettingsResource(query_cost_alert_usd=_env("JETSTREAM_QUERY_COST_ALERT_USD")),
