@@ -48,8 +48,9 @@ def count_rows(frame: pd.DataFrame, branches: tuple[str, ...], segment: str, bas
 
 def _read_metrics(warehouse: Warehouse, table: str, columns: list[str], slug: str) -> pd.DataFrame:
     select = ", ".join(quote_identifier(c) for c in columns)
+    # a fixed row order: sums in another order round differently, and reruns must give identical numbers
     return warehouse.query(
-        f"SELECT {select} FROM {warehouse.table_ref(warehouse.dataset, table)}",
+        f"SELECT {select} FROM {warehouse.table_ref(warehouse.dataset, table)} ORDER BY analysis_id, branch",
         QueryLabels(experiment=slug),
     )
 

@@ -49,6 +49,19 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
+@contextlib.contextmanager
+def _single_threaded(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Tables the pipeline publishes are computed on one thread: DuckDB's parallel SUM of DOUBLEs adds
+    partial sums in whatever order threads finish, so the last bits of a metric (and every statistic
+    computed from it) would change from run to run, and re-running a date must give identical tables."""
+    threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
+    con.execute("SET threads = 1")
+    try:
+        yield
+    finally:
+        con.execute(f"SET threads = {int(threads)}")
+
+
 def _missing_as_none(value: Any) -> Any:
     """NaN, NaT and pandas' NA (as DataFrame rows carry them) are NULL."""
     if isinstance(value, (list, dict, tuple)) or hasattr(value, "__len__") and not isinstance(value, str):
@@ -209,7 +222,8 @@ class DuckDBWarehouse(Warehouse):
             try:
                 started = time.perf_counter()
                 try:
-                    con.execute(f"CREATE OR REPLACE TABLE {target} AS {translated}")
+                    with _single_threaded(con):
+                        con.execute(f"CREATE OR REPLACE TABLE {target} AS {translated}")
                 except duckdb.Error as e:
                     con.execute("ROLLBACK")
                     self._record(con, sql, labels, time.perf_counter() - started, e)
