@@ -46,9 +46,11 @@ def _env(name: str):
 
 
 @functools.lru_cache(maxsize=8)
-def _duckdb_warehouse(path: str, project: str, dataset: str, monitoring_dataset: str) -> DuckDBWarehouse:
+def _duckdb_warehouse(
+    path: str, project: str, dataset: str, monitoring_dataset: str, memory_limit: str
+) -> DuckDBWarehouse:
     # one adapter per file and process: its set-up runs once and steps can share a pinned session
-    return DuckDBWarehouse(path, project, dataset, monitoring_dataset)
+    return DuckDBWarehouse(path, project, dataset, monitoring_dataset, memory_limit or None)
 
 
 @functools.lru_cache(maxsize=8)
@@ -94,6 +96,7 @@ class WarehouseResource(dg.ConfigurableResource):
     location: str = "US"
     gcp_credentials: str = ""
     bigquery_endpoint: str = ""
+    duckdb_memory_limit: str = ""
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         # production: missing credentials or datasets fail the run before any step does work
@@ -103,7 +106,9 @@ class WarehouseResource(dg.ConfigurableResource):
     def get_warehouse(self) -> Warehouse:
         if self.engine == "duckdb":
             path = str(Path(self.home).expanduser().absolute() / "warehouse.duckdb")
-            return _duckdb_warehouse(path, self.project, self.dataset, self.monitoring_dataset)
+            return _duckdb_warehouse(
+                path, self.project, self.dataset, self.monitoring_dataset, self.duckdb_memory_limit
+            )
         if self.engine == "bigquery":
             try:
                 return _bigquery_warehouse(self.project, self.dataset, self.monitoring_dataset, self.location,
@@ -177,6 +182,7 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
             location=_env("JETSTREAM_LOCATION"),
             gcp_credentials=_env("JETSTREAM_GCP_CREDENTIALS"),
             bigquery_endpoint=_env("JETSTREAM_BIGQUERY_ENDPOINT"),
+            duckdb_memory_limit=_env("JETSTREAM_DUCKDB_MEMORY_LIMIT"),
         ),
         "bucket": BucketResource(
             bucket=_env("JETSTREAM_BUCKET"),

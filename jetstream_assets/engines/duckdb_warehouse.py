@@ -83,9 +83,13 @@ def _json_default(value: Any) -> Any:
 class DuckDBWarehouse(Warehouse):
     engine = "duckdb"
 
-    def __init__(self, path: str, project: str, dataset: str, monitoring_dataset: str):
+    def __init__(
+        self, path: str, project: str, dataset: str, monitoring_dataset: str, memory_limit: str | None = None
+    ):
         super().__init__(project, dataset, monitoring_dataset)
         self.path = path
+        # DuckDB's buffer pool grows to 80% of RAM by default; a limit makes it spill to disk instead
+        self._config = {"memory_limit": memory_limit} if memory_limit else {}
         self._pinned: duckdb.DuckDBPyConnection | None = None
         self._table_stats = TableStatsCache(INTERNAL_SCHEMA)
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -122,7 +126,7 @@ class DuckDBWarehouse(Warehouse):
         delay = 0.05
         while True:
             try:
-                con = duckdb.connect(self.path)
+                con = duckdb.connect(self.path, config=self._config)
                 break
             except duckdb.IOException as e:
                 # another process holds the file lock: wait for it rather than fail the run
