@@ -19,8 +19,9 @@ from jetstream_assets import statistics
 try:
     from mozanalysis.bayesian_stats import bayesian_bootstrap, binary
     from mozanalysis.frequentist_stats import bootstrap as freq_bootstrap
+    from mozanalysis.frequentist_stats.linear_models import compare_branches_lm
 except ImportError:  # the comparison is optional
-    bayesian_bootstrap = binary = freq_bootstrap = None
+    bayesian_bootstrap = binary = freq_bootstrap = compare_branches_lm = None
 
 
 def median_seconds(fn: Callable[[], object], repeats: int) -> float:
@@ -40,6 +41,7 @@ def sample_data(rows: int) -> pd.DataFrame:
         "active_hours": np.r_[rng.gamma(0.5, 4.0, rows), rng.gamma(0.5, 4.1, rows)],
         "converted": np.r_[rng.random(rows) < 0.30, rng.random(rows) < 0.31].astype(int),
         "den": np.r_[rng.poisson(3, rows), rng.poisson(3, rows)] + 1.0,
+        "active_hours_pre": rng.gamma(0.5, 4.0, 2 * rows),
     })
 
 
@@ -63,9 +65,14 @@ def show_interval(rows: pd.DataFrame, moz: dict | None) -> None:
           f"  rel_uplift {uplift.point:.5f} [{uplift.lower:.5f}, {uplift.upper:.5f}]")
     if moz is not None:
         ind, comp = moz["individual"]["control"], moz["comparative"]["treatment"]
-        print(f"    moz   control mean {ind['mean']:.5f} [{ind['0.025']:.5f}, {ind['0.975']:.5f}]"
-              f"  rel_uplift {comp[('rel_uplift', 'exp')]:.5f} [{comp[('rel_uplift', '0.025')]:.5f},"
-              f" {comp[('rel_uplift', '0.975')]:.5f}]")
+        theirs = (ind["0.025"], ind["0.975"], comp[("rel_uplift", "0.025")], comp[("rel_uplift", "0.975")])
+        print(f"    moz   control mean {ind['mean']:.5f} [{theirs[0]:.5f}, {theirs[1]:.5f}]"
+              f"  rel_uplift {comp[('rel_uplift', 'exp')]:.5f} [{theirs[2]:.5f}, {theirs[3]:.5f}]")
+        # the largest endpoint difference, as a fraction of the interval's width (Monte Carlo error ~ 1-2%)
+        widths = (control.upper - control.lower, uplift.upper - uplift.lower)
+        gaps = (abs(control.lower - theirs[0]) / widths[0], abs(control.upper - theirs[1]) / widths[0],
+                abs(uplift.lower - theirs[2]) / widths[1], abs(uplift.upper - theirs[3]) / widths[1])
+        print(f"    largest endpoint difference: {max(gaps):.2%} of the interval width")
 
 
 def main() -> None:
@@ -94,6 +101,11 @@ def main() -> None:
         ("deciles", "active_hours", {"num_samples": n},
          lambda: freq_bootstrap.compare_branches_quantiles(df, "active_hours", num_samples=n)),
         ("binomial", "converted", {}, lambda: binary.compare_branches(df, "converted")),
+        ("linear_model_mean", "active_hours",
+         {"covariate_adjustment": {"period": "preenrollment_week"}, "period": "week"},
+         lambda: compare_branches_lm(df, "active_hours", ref_branch_label="control",
+                                     covariate_col_label="active_hours_pre", threshold_quantile=0.995,
+                                     alphas=[0.05], interactive=False)),
     ]
     for name, metric, params, moz_call in cases:
         ours_s = median_seconds(lambda: ours(df, name, metric, **params), args.repeats)
@@ -108,7 +120,7 @@ def main() -> None:
         report(f"{name} (one mozanalysis call, one reference)", ours_s, moz_s)
         if moz_s is not None:
             report(f"{name} (Jetstream: one call per reference)", ours_s, 2 * moz_s)
-        if name in ("bootstrap_mean", "population_ratio", "binomial"):
+        if name in ("bootstrap_mean", "population_ratio", "binomial", "linear_model_mean"):
             show_interval(ours(df, name, metric, **params), moz_result)
 
 
