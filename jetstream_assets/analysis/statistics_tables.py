@@ -7,6 +7,7 @@ statistic is computed from that one frame (Jetstream issues one query per statis
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,6 +35,8 @@ class StatisticsTable:
     rows: int
     clients_per_branch: dict[str, dict[str, int]]  # basis -> branch -> clients (segment `all`)
     failures: list[str] = field(default_factory=list)
+    sql_seconds: float = 0.0  # reading the metrics tables and writing this one
+    statistics_seconds: float = 0.0  # computing the statistics
 
 
 def count_rows(frame: pd.DataFrame, branches: tuple[str, ...], segment: str, basis: str) -> list[dict]:
@@ -118,7 +121,7 @@ def _report_not_a_number(
 
 def _window_rows(
     warehouse: Warehouse, config: AnalysisConfig, period: AnalysisPeriod, tables: list[MetricsTable],
-    log: logging.Logger, failures: list[str], clients: dict[str, dict[str, int]],
+    log: logging.Logger, failures: list[str], clients: dict[str, dict[str, int]], timings: dict[str, float],
 ) -> pd.DataFrame:
     slug = config.experiment.slug
     branches = config.experiment.branch_slugs
@@ -128,10 +131,12 @@ def _window_rows(
     for table in tables:
         basis = table.basis
         present = table.metrics
+        started = time.perf_counter()
         frame = _read_metrics(warehouse, table.table, ["analysis_id", "branch", *segments, *present], slug)
         frame = frame[frame["branch"].isin(branches)]  # unknown branches were reported with the enrollments
         frame = _with_covariates(warehouse, config, table, frame, _covariates(config, period, present), log)
         _report_not_a_number(warehouse, table, frame, slug, period, log)
+        timings["sql"] += time.perf_counter() - started
         clients[basis] = {b: int((frame["branch"] == b).sum()) for b in branches}
         for segment in ["all", *segments]:
             subset = frame if segment == "all" else frame[frame[segment].fillna(False).astype(bool)]
@@ -201,7 +206,11 @@ def compute_statistics(
         period = AnalysisPeriod(period_value)
         failures: list[str] = []
         clients: dict[str, dict[str, int]] = {}
-        frame = _window_rows(warehouse, config, period, tables, log, failures, clients)
+        timings = {"sql": 0.0}
+        started = time.perf_counter()
+        frame = _window_rows(warehouse, config, period, tables, log, failures, clients, timings)
+        statistics_seconds = time.perf_counter() - started - timings["sql"]
+        written = time.perf_counter()
         table = statistics_table(slug, period_value, index)
         rows = warehouse.load_rows(
             warehouse.dataset, table, _records(frame), STATISTICS_SCHEMA, description=slug,
@@ -211,5 +220,8 @@ def compute_statistics(
         warehouse.create_window_view(
             warehouse.dataset, statistics_view(slug, period.table_suffix), statistics_table_prefix(slug, period_value)
         )
-        results.append(StatisticsTable(period_value, index, table, rows, clients, failures))
+        sql_seconds = timings["sql"] + time.perf_counter() - written
+        results.append(
+            StatisticsTable(period_value, index, table, rows, clients, failures, sql_seconds, statistics_seconds)
+        )
     return results

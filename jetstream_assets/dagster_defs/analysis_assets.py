@@ -187,9 +187,12 @@ def statistics(context: dg.AssetExecutionContext, warehouse: WarehouseResource, 
             metadata={
                 "dagster/row_count": sum(t.rows for t in tables),
                 "tables": dg.MetadataValue.md(
-                    md_table(["period", "window", "table", "rows", "failures"],
-                             [(t.period, t.window_index, t.table, t.rows, len(t.failures)) for t in tables])
+                    md_table(["period", "window", "table", "rows", "failures", "SQL (s)", "statistics (s)"],
+                             [(t.period, t.window_index, t.table, t.rows, len(t.failures), round(t.sql_seconds, 2),
+                               round(t.statistics_seconds, 2)) for t in tables])
                 ),
+                "seconds_in_sql": dg.MetadataValue.float(round(sum(t.sql_seconds for t in tables), 3)),
+                "seconds_in_statistics": dg.MetadataValue.float(round(sum(t.statistics_seconds for t in tables), 3)),
                 "clients_per_branch": dg.MetadataValue.json({t.table: t.clients_per_branch for t in tables}),
                 f"relative_uplift ({newest.table})": dg.MetadataValue.md(_uplift_preview(preview)),
                 "failures": dg.MetadataValue.json(sorted({f for t in tables for f in t.failures})),
