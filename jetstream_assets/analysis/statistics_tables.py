@@ -81,7 +81,8 @@ def _with_covariates(
     slug = config.experiment.slug
     for covariate_period, names in wanted.items():
         pre_table = metrics_table(slug, table.basis, AnalysisPeriod.from_config_key(covariate_period).value, 1)
-        available = [n for n in sorted(names) if n in warehouse.table_schema(warehouse.dataset, pre_table)]
+        columns = set(warehouse.table_schema(warehouse.dataset, pre_table))
+        available = [n for n in sorted(names) if n in columns]
         if not available:
             log.warning(
                 "%s: covariate table %s (or its columns %s) missing; %s statistics are not adjusted",
