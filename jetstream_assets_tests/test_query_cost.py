@@ -10,7 +10,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from jetstream_assets.analysis.query_bytes import MIB, TableStats, estimate_query_bytes
+from jetstream_assets.engines.query_bytes import MIB, TableStats, estimate_query_bytes
 from jetstream_assets.dagster_defs.query_cost import (
     COST_CHECK_NAME,
     QUERY_COST_KEY,

@@ -14,7 +14,7 @@ import json
 
 import duckdb
 
-from jetstream_assets.analysis.query_bytes import FIXED_SIZE_BYTES, VARIABLE_SIZE_OVERHEAD_BYTES, TableStats
+from jetstream_assets.engines.query_bytes import FIXED_SIZE_BYTES, VARIABLE_SIZE_OVERHEAD_BYTES, TableStats
 
 # the BigQuery type each fixed-width DuckDB type is written as (HUGEINT has no BigQuery twin: NUMERIC-sized)
 _BIGQUERY_FIXED = {

@@ -19,7 +19,7 @@ from typing import Any, Iterable, Iterator
 import duckdb
 import pandas as pd
 
-from jetstream_assets.analysis.query_bytes import estimate_query_bytes
+from jetstream_assets.engines.query_bytes import estimate_query_bytes
 from jetstream_assets.core.schema import Schema, duckdb_type
 from jetstream_assets.engines.duckdb_table_stats import STATS_TABLE_DDL, TableStatsCache
 from jetstream_assets.engines.warehouse import QueryLabels, Warehouse, WarehouseError
@@ -395,7 +395,7 @@ class DuckDBWarehouse(Warehouse):
 
     def query_costs(self, day: dt.date) -> pd.DataFrame:
         """bigquery-etl's rule on our own job history: the day's queries that wrote to the results dataset.
-        `total_bytes_processed` is the estimate of what BigQuery on-demand would bill (`analysis.query_bytes`)."""
+        `total_bytes_processed` is the estimate of what BigQuery on-demand would bill (`engines.query_bytes`)."""
         with self._connect() as con:
             return con.execute(
                 f"""

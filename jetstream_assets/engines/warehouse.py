@@ -9,12 +9,16 @@ from __future__ import annotations
 import abc
 import contextlib
 import datetime as dt
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
 import pandas as pd
 
 from jetstream_assets.core.schema import Schema
+from jetstream_assets.engines.publication import Publication
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -101,9 +105,39 @@ class Warehouse(abc.ABC):
         """Column names of an existing table."""
 
     @contextlib.contextmanager
-    def session(self) -> Iterator[None]:
-        """A block of related work; engines that benefit keep a connection open through it."""
-        yield
+    def publication(self, dataset: str, slug: str) -> Iterator[Publication]:
+        """One step's tables of one experiment, published together: tables are built under staging names,
+        and only when the block ends without an exception are they swapped in (with the recorded view
+        re-creations and drops). On an exception every staging table is dropped and the published state
+        is untouched. Leftover staging tables of this experiment's dead writers are removed first."""
+        self._clean_staging(dataset, slug)
+        pub = Publication(self, dataset, slug)
+        self._begin_publication(pub)
+        try:
+            yield pub
+            self._swap(pub)
+        except BaseException:
+            try:
+                self._abandon(pub)
+            except Exception as cleanup_error:  # never replaces the step's own error
+                _log.warning("could not drop the staging tables of %s: %s", slug, cleanup_error)
+            raise
+
+    @abc.abstractmethod
+    def _clean_staging(self, dataset: str, slug: str) -> None:
+        """Drop the staging tables of `slug` whose writer is dead or too old (`StagingWriter.abandoned`)."""
+
+    @abc.abstractmethod
+    def _begin_publication(self, pub: Publication) -> None:
+        """Record the publication's writer before any staging table exists."""
+
+    @abc.abstractmethod
+    def _swap(self, pub: Publication) -> None:
+        """Replace the published tables by the staged ones, drop the stale ones, recreate the views."""
+
+    @abc.abstractmethod
+    def _abandon(self, pub: Publication) -> None:
+        """Drop the publication's staging tables and forget its writer."""
 
     def table_exists(self, dataset: str, table: str) -> bool:
         return self.table_modified(dataset, table) is not None
