@@ -28,6 +28,9 @@ SETTINGS = (
     Setting("JETSTREAM_QUERY_COST_ALERT_USD", "1.0", "a single query above this cost fails the cost check (severity WARN)"),
     Setting("JETSTREAM_DUCKDB_MEMORY_LIMIT", "", "embedded engine: DuckDB's `memory_limit` (e.g. `2GB`; it spills to disk "
             "beyond it); empty: DuckDB's default, 80% of RAM"),
+    Setting("JETSTREAM_DUCKDB_LOCK_WAIT_SECONDS", "1800", "embedded engine: how long an operation waits for "
+            "another process to release the DuckDB file's lock before it fails (each operation holds the lock "
+            "for one statement or one short transaction)"),
 )
 
 # production only: how the BigQuery and GCS engines reach Google Cloud

@@ -8,6 +8,9 @@ import json
 import logging
 import multiprocessing
 import os
+import stat
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -22,7 +25,9 @@ from jetstream_assets.analysis.logs import LOGS_TABLE, LogsTableHandler, context
 from jetstream_assets.analysis.runnable import EndedException, EnrollmentNotCompleteException
 from jetstream_assets.core.schema import LOGS_SCHEMA, Field, column_names
 from jetstream_assets.engines.bucket import BucketError, LocalFolderBucket
+from jetstream_assets.core.naming import is_period_result
 from jetstream_assets.engines.duckdb_warehouse import DuckDBWarehouse
+from jetstream_assets.engines.publication import STAGING_PREFIX
 from jetstream_assets.engines.warehouse import QueryLabels, WarehouseError
 from jetstream_assets.experimenter.models import Branch, BucketConfig, Experiment
 from jetstream_assets.experimenter.snapshot import EXPERIMENTER_EXPERIMENTS_SCHEMA, snapshot_rows
@@ -183,41 +188,177 @@ def test_query_log_records_every_query_with_labels(warehouse):
     assert all(r["duration_ms"] >= 0 for r in log)
 
 
+# --- DuckDBWarehouse: publication (one step's tables swapped in together) -------------------------------
+
+def names_of(warehouse: DuckDBWarehouse) -> list[str]:
+    return warehouse.list_tables(DS)
+
+
+def publish_windows(warehouse: DuckDBWarehouse, values: dict[int, int]) -> None:
+    with warehouse.publication(DS, "exp") as pub:
+        for index, value in values.items():
+            pub.create_table_as(f"statistics_exp_week_{index}", f"SELECT {value} AS point", description="exp")
+        pub.create_window_view("statistics_exp_weekly", "statistics_exp_week_")
+
+
+def test_publication_swaps_tables_and_views_in_together(warehouse):
+    publish_windows(warehouse, {1: 10, 2: 20})
+    with warehouse.publication(DS, "exp") as pub:  # a rerun: everything is replaced, window 2 is stale
+        pub.drop(["statistics_exp_week_1", "statistics_exp_week_2", "statistics_exp_weekly"])
+        assert pub.create_table_as("statistics_exp_week_1", "SELECT 11 AS point UNION ALL SELECT 12") == 2
+        pub.create_window_view("statistics_exp_weekly", "statistics_exp_week_")
+        staging = [n for n in names_of(warehouse) if n.startswith(STAGING_PREFIX)]
+        assert len(staging) == 1 and not is_period_result("exp", staging[0])
+        # nothing published changed while the step runs
+        assert rows_of(warehouse, "SELECT point, window_index FROM mozanalysis.statistics_exp_weekly "
+                                  "ORDER BY window_index") == [{"point": 10, "window_index": 1},
+                                                                {"point": 20, "window_index": 2}]
+    assert names_of(warehouse) == ["statistics_exp_week_1", "statistics_exp_weekly"]
+    assert rows_of(warehouse, "SELECT point, window_index FROM mozanalysis.statistics_exp_weekly ORDER BY point") == [
+        {"point": 11, "window_index": 1}, {"point": 12, "window_index": 1}]
+    assert warehouse.table_modified(DS, "statistics_exp_week_1") > dt.datetime(2000, 1, 1)
+
+
+def test_publication_that_fails_leaves_the_published_state_and_its_error(warehouse):
+    publish_windows(warehouse, {1: 10})
+    before = warehouse.table_modified(DS, "statistics_exp_week_1")
+    with pytest.raises(ZeroDivisionError):
+        with warehouse.publication(DS, "exp") as pub:
+            pub.drop(["statistics_exp_week_1", "statistics_exp_weekly"])
+            pub.create_table_as("statistics_exp_week_1", "SELECT 99 AS point")
+            1 / 0
+    assert names_of(warehouse) == ["statistics_exp_week_1", "statistics_exp_weekly"]
+    assert rows_of(warehouse, "SELECT point FROM mozanalysis.statistics_exp_weekly") == [{"point": 10}]
+    assert warehouse.table_modified(DS, "statistics_exp_week_1") == before
+    with warehouse.publication(DS, "exp") as pub:
+        pub.create_table_as("statistics_exp_week_2", "SELECT 20 AS point")
+        pub.cancel()  # e.g. every window failed: nothing is published
+    assert names_of(warehouse) == ["statistics_exp_week_1", "statistics_exp_weekly"]
+
+
+_STAGING_WRITER = """
+import os, sys
+from jetstream_assets.core.naming import is_period_result
+from jetstream_assets.engines.duckdb_warehouse import DuckDBWarehouse
+from jetstream_assets.engines.publication import STAGING_PREFIX
+path, slug, mode = sys.argv[1:]
+warehouse = DuckDBWarehouse(path, "p", "mozanalysis", "monitoring")
+with warehouse.publication("mozanalysis", slug) as pub:
+    pub.create_table_as(f"statistics_{slug}_week_1", "SELECT 1 AS point")
+    print("staged", flush=True)
+    if mode == "die":
+        os._exit(9)  # as after kill -9: no cleanup runs
+    sys.stdin.readline()  # a live writer: waits until told to finish
+"""
+
+
+def start_staging_writer(path: str, slug: str, mode: str) -> subprocess.Popen:
+    writer = subprocess.Popen([sys.executable, "-c", _STAGING_WRITER, path, slug, mode], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    assert writer.stdout.readline().strip() == "staged"
+    return writer
+
+
+def test_next_publication_drops_only_dead_writers_staging_of_its_experiment(warehouse):
+    live = start_staging_writer(warehouse.path, "a", "wait")
+    try:
+        dead = start_staging_writer(warehouse.path, "a", "die")
+        assert dead.wait(timeout=30) == 9
+        other_experiment = start_staging_writer(warehouse.path, "b", "die")
+        assert other_experiment.wait(timeout=30) == 9
+        staging = {n for n in names_of(warehouse) if n.startswith(STAGING_PREFIX)}
+        assert len(staging) == 3
+        with warehouse.publication(DS, "a") as pub:
+            pub.create_table_as("statistics_a_week_1", "SELECT 2 AS point")
+        left = {n for n in names_of(warehouse) if n.startswith(STAGING_PREFIX)}
+        # the dead writer's of `a` is gone; `b`'s waits for b's next step; the live writer's is untouched
+        assert len(left) == 2 and left < staging
+        assert rows_of(warehouse, "SELECT point FROM mozanalysis.statistics_a_week_1") == [{"point": 2}]
+    finally:
+        live.communicate("done\n", timeout=30)
+    assert live.returncode == 0
+    assert {n for n in names_of(warehouse) if n.startswith(STAGING_PREFIX)} == {n for n in left if "statistics_b" in n}
+    assert rows_of(warehouse, "SELECT point FROM mozanalysis.statistics_a_week_1") == [{"point": 1}]
+
+
+def test_failed_statement_reports_its_own_error(warehouse):
+    """The real DuckDB error, not `TransactionContext Error` from restoring settings in an aborted transaction."""
+    with pytest.raises(WarehouseError, match="Conversion Error") as failure:
+        warehouse.create_table_as(DS, "t", "SELECT CAST('not a number' AS INT64) AS a")
+    assert "TransactionContext" not in str(failure.value)
+    assert isinstance(failure.value.__cause__, duckdb.ConversionException)
+    assert warehouse.create_table_as(DS, "t", "SELECT 1 AS a") == 1  # the connection state is clean again
+
+
 # --- DuckDBWarehouse: two processes at once ------------------------------------------------------------
 
-def _write_while_holding_the_lock(path: str, name: str, barrier, hold_seconds: float, results) -> None:
+def _write_many(path: str, name: str, barrier) -> None:
     warehouse = DuckDBWarehouse(path, "p", DS, "monitoring")
     barrier.wait()
-    asked = time.monotonic()
-    with warehouse.session():  # holds the file lock for the whole block
-        got = time.monotonic()
-        warehouse.create_table_as(DS, f"table_{name}", "SELECT i FROM UNNEST(GENERATE_ARRAY(0, 999)) AS i")
-        time.sleep(hold_seconds)
+    for i in range(15):
+        warehouse.create_table_as(DS, f"table_{name}", f"SELECT i FROM UNNEST(GENERATE_ARRAY(0, {i})) AS i")
         warehouse.load_rows(DS, "shared", [{"writer": name}], (Field("writer", "STRING"),), append=True)
-    results.put((name, got - asked))
 
 
-def test_two_processes_writing_at_once_wait_for_the_lock(tmp_path):
+def test_two_processes_writing_at_once_take_turns_on_the_lock(tmp_path):
     path = str(tmp_path / "w.duckdb")
     DuckDBWarehouse(path, "p", DS, "monitoring")
     # fork is safe here: this process holds no DuckDB connection (every call opens and closes its own)
     ctx = multiprocessing.get_context("fork")
-    barrier, results = ctx.Barrier(2), ctx.Queue()
-    workers = [ctx.Process(target=_write_while_holding_the_lock, args=(path, n, barrier, 0.6, results))
-               for n in ("a", "b")]
+    barrier = ctx.Barrier(2)
+    workers = [ctx.Process(target=_write_many, args=(path, n, barrier)) for n in ("a", "b")]
     for w in workers:
         w.start()
     for w in workers:
-        w.join(timeout=60)
+        w.join(timeout=120)
     assert [w.exitcode for w in workers] == [0, 0]
-    waits = dict(results.get(timeout=5) for _ in workers)
-    assert max(waits.values()) >= 0.4  # one writer queued behind the other's lock instead of failing
 
     warehouse = DuckDBWarehouse(path, "p", DS, "monitoring")
-    assert sorted(r["writer"] for r in rows_of(warehouse, "SELECT writer FROM mozanalysis.shared")) == ["a", "b"]
+    assert rows_of(warehouse, "SELECT writer, COUNT(*) AS n FROM mozanalysis.shared GROUP BY writer ORDER BY writer") == [
+        {"writer": "a", "n": 15}, {"writer": "b", "n": 15}]
     for name in ("a", "b"):
-        assert rows_of(warehouse, f"SELECT COUNT(*) AS n, SUM(i) AS s FROM mozanalysis.table_{name}") == [
-            {"n": 1000, "s": 499500}]
+        assert rows_of(warehouse, f"SELECT COUNT(*) AS n FROM mozanalysis.table_{name}") == [{"n": 15}]
+
+
+_LOCK_HOLDER = """
+import sys, time, duckdb
+con = duckdb.connect(sys.argv[1])
+con.execute("BEGIN TRANSACTION")
+con.execute("CREATE TABLE mozanalysis.held AS SELECT 1 AS x")
+print("holding", flush=True)
+time.sleep(float(sys.argv[2]))  # a long step of another process
+con.execute("COMMIT")
+"""
+
+
+def hold_the_lock(path: str, seconds: float) -> subprocess.Popen:
+    holder = subprocess.Popen([sys.executable, "-c", _LOCK_HOLDER, path, str(seconds)], stdout=subprocess.PIPE,
+                              text=True)
+    assert holder.stdout.readline().strip() == "holding"
+    return holder
+
+
+def test_lock_wait_longer_than_the_setting_fails_naming_it(tmp_path):
+    path = str(tmp_path / "w.duckdb")
+    DuckDBWarehouse(path, "p", DS, "monitoring")
+    holder = hold_the_lock(path, 20)
+    try:
+        with pytest.raises(WarehouseError, match="lock for more than 0.5 s .JETSTREAM_DUCKDB_LOCK_WAIT_SECONDS"):
+            DuckDBWarehouse(path, "p", DS, "monitoring", lock_wait_seconds=0.5)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_lock_wait_within_the_setting_succeeds(tmp_path):
+    path = str(tmp_path / "w.duckdb")
+    warehouse = DuckDBWarehouse(path, "p", DS, "monitoring", lock_wait_seconds=60)
+    holder = hold_the_lock(path, 1.5)
+    try:
+        assert rows_of(warehouse, "SELECT x FROM mozanalysis.held") == [{"x": 1}]  # after the holder committed
+    finally:
+        holder.wait(timeout=60)
+    assert holder.returncode == 0
 
 
 # --- LocalFolderBucket ---------------------------------------------------------------------------------
@@ -233,6 +374,35 @@ def test_bucket_write_is_atomic_and_leaves_no_temp_files(tmp_path):
         bucket.write_json("statistics/statistics_x_daily.json", [float("nan")])  # not JSON: nothing published
     assert os.listdir(tmp_path / "bucket" / "statistics") == ["statistics_x_daily.json"]
     assert bucket.read_json("statistics/statistics_x_daily.json") == [{"a": 2}]
+
+
+def test_bucket_files_are_0644_and_dead_writers_temp_files_go(tmp_path):
+    folder = tmp_path / "statistics"
+    folder.mkdir()
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(gone.stdout)
+    (folder / f".statistics_x_daily.json.{dead_pid}.k3j_9a2b.tmp").write_text('[{"half": ')  # a killed writer's
+    live = folder / f".statistics_x_weekly.json.{os.getppid()}.q8w7e6r5.tmp"  # a running writer's
+    live.write_text("[")
+    bucket = LocalFolderBucket(str(tmp_path))
+    bucket.write_json("statistics/statistics_x_daily.json", [{"a": 1}])
+    assert sorted(os.listdir(folder)) == [live.name, "statistics_x_daily.json"]
+    assert stat.S_IMODE(os.stat(folder / "statistics_x_daily.json").st_mode) == 0o644
+    assert not [n for n in os.listdir(folder) if n.endswith(".json") and n.startswith(".")]
+
+
+def test_bucket_temp_file_never_looks_published(tmp_path, monkeypatch):
+    seen = []
+    real_replace = os.replace
+
+    def replace(source, target):  # look at the folder just before the move
+        seen.extend(os.listdir(os.path.dirname(target)))
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", replace)
+    LocalFolderBucket(str(tmp_path)).write_json("a.json", {})
+    temp = [n for n in seen if n != "a.json"]
+    assert len(temp) == 1 and temp[0].startswith(f".a.json.{os.getpid()}.") and temp[0].endswith(".tmp")
 
 
 def test_bucket_reader_never_sees_a_partial_file(tmp_path):

@@ -1,4 +1,8 @@
-"""The enrollments table of one experiment: built once, then reused by every later run (Jetstream's cache)."""
+"""The enrollments table of one experiment: built once, then reused by every later run (Jetstream's cache).
+
+An experiment nobody enrolled in (in its branches) is skipped like Jetstream's other skips
+(`NoEnrolledClientsException`): there is nothing to compute statistics from.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from dataclasses import dataclass
 
 from jetstream_assets.analysis.logs import context
 from jetstream_assets.analysis.plan import AnalysisPlan
+from jetstream_assets.analysis.runnable import NoEnrolledClientsException
 from jetstream_assets.core.naming import enrollments_table
 from jetstream_assets.engines.warehouse import QueryLabels, Warehouse
 from jetstream_assets.metric_hub.models import AnalysisConfig
@@ -47,10 +52,11 @@ def ensure_enrollments(
         sql = build_enrollments_query(
             config, first_enrollment_date=plan.dates.start_date, last_enrollment_date=plan.dates.last_enrollment_date
         )
-        warehouse.create_table_as(
-            warehouse.dataset, table, sql, description=slug,
-            labels=QueryLabels(experiment=slug, destination=f"{warehouse.dataset}.{table}"),
-        )
+        with warehouse.publication(warehouse.dataset, slug) as pub:
+            pub.create_table_as(
+                table, sql, description=slug,
+                labels=QueryLabels(experiment=slug, destination=f"{warehouse.dataset}.{table}"),
+            )
         counts = _branch_counts(warehouse, table, slug)
         created = True
     known = set(config.experiment.branch_slugs)
@@ -62,15 +68,16 @@ def ensure_enrollments(
             slug, sum(unknown.values()), ", ".join(sorted(unknown)), table,
             extra=context(experiment=slug),
         )
-    if not counts:
-        log.warning("%s: no enrollments yet in %s", slug, table, extra=context(experiment=slug))
-    else:
-        for branch in config.experiment.branch_slugs:
-            if not counts.get(branch):
-                log.warning(
-                    "%s: nobody enrolled in branch %r of %s; its statistics are counts of 0",
-                    slug, branch, table, extra=context(experiment=slug),
-                )
+    if not any(counts.get(branch) for branch in config.experiment.branch_slugs):
+        # the (empty) table stays published: it is rebuilt by the next run, when clients may have enrolled
+        detail = f"no enrollments yet in {table}" if not counts else f"{table} has clients only in unknown branches"
+        raise NoEnrolledClientsException(slug, f"no enrolled clients: {detail}")
+    for branch in config.experiment.branch_slugs:
+        if not counts.get(branch):
+            log.warning(
+                "%s: nobody enrolled in branch %r of %s; its statistics are counts of 0",
+                slug, branch, table, extra=context(experiment=slug),
+            )
     return EnrollmentsResult(
         table=table,
         rows=sum(counts.values()),

@@ -2,7 +2,8 @@
 
 One query per (window, basis) computes every metric. If it fails, each metric's query is dry-run to
 find the culprits; those are logged with their names and the rest is computed, so one bad metric
-never costs the others.
+never costs the others. The step's tables and views are published together when it ends (see
+`Warehouse.publication`): a crash leaves the previously published ones as they were.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from jetstream_assets.core.naming import (
     metrics_table,
     metrics_table_prefix,
     metrics_view,
+    table_slug,
 )
 from jetstream_assets.core.windows import AnalysisWindow
+from jetstream_assets.engines.publication import Publication
 from jetstream_assets.engines.warehouse import QueryLabels, Warehouse, WarehouseError
 from jetstream_assets.metric_hub.models import AnalysisConfig, Metric
 from jetstream_assets.sql.metrics import build_metrics_query
@@ -53,20 +56,21 @@ def _query_for(config: AnalysisConfig, plan: AnalysisPlan, warehouse: Warehouse,
 
 
 def _isolate_failures(
-    warehouse: Warehouse, config: AnalysisConfig, plan: AnalysisPlan, window: AnalysisWindow, basis: str,
+    pub: Publication, config: AnalysisConfig, plan: AnalysisPlan, window: AnalysisWindow, basis: str,
     metrics: list[Metric], table: str, log: logging.Logger,
 ) -> tuple[list[Metric], list[str]]:
     """After the combined query failed: which metrics fail on their own. Dry runs find SQL errors
     cheaply; errors only running shows (BigQuery's "Resources exceeded", a bad cast) need each metric
     run alone into a scratch table."""
     slug = config.experiment.slug
+    warehouse = pub.warehouse
     labels = QueryLabels(experiment=slug, destination=f"{warehouse.dataset}.{table}")
 
     def failing(metric: Metric, probe: bool) -> WarehouseError | None:
         sql = _query_for(config, plan, warehouse, [metric], window, basis)
         try:
             if probe:
-                warehouse.create_table_as(warehouse.dataset, f"{table}__probe", sql, description=slug, labels=labels)
+                pub.create_table_as(f"{table}__probe", sql, description=slug, labels=labels)
             else:
                 warehouse.dry_run(sql, labels)
         except WarehouseError as e:
@@ -76,7 +80,7 @@ def _isolate_failures(
     problems = {m.name: e for m in metrics if (e := failing(m, probe=False)) is not None}
     if not problems:
         problems = {m.name: e for m in metrics if (e := failing(m, probe=True)) is not None}
-        warehouse.drop_tables(warehouse.dataset, [f"{table}__probe"])
+        pub.discard(f"{table}__probe")
     for metric in metrics:
         if metric.name in problems:
             log.error(
@@ -90,65 +94,67 @@ def _isolate_failures(
 
 
 def _compute_window(
-    warehouse: Warehouse, config: AnalysisConfig, plan: AnalysisPlan, window: AnalysisWindow, basis: str,
+    pub: Publication, config: AnalysisConfig, plan: AnalysisPlan, window: AnalysisWindow, basis: str,
     metrics: list[Metric], log: logging.Logger,
 ) -> MetricsTable:
     slug = config.experiment.slug
+    warehouse = pub.warehouse
     table = metrics_table(slug, basis, window.period.value, window.index)
     labels = QueryLabels(experiment=slug, destination=f"{warehouse.dataset}.{table}")
     good, failed = metrics, []
     try:
-        rows = warehouse.create_table_as(
-            warehouse.dataset, table, _query_for(config, plan, warehouse, metrics, window, basis),
-            description=slug, labels=labels,
+        rows = pub.create_table_as(
+            table, _query_for(config, plan, warehouse, metrics, window, basis), description=slug, labels=labels,
         )
     except WarehouseError as combined_error:
-        good, failed = _isolate_failures(warehouse, config, plan, window, basis, metrics, table, log)
+        good, failed = _isolate_failures(pub, config, plan, window, basis, metrics, table, log)
         if not failed:
             raise combined_error
-        rows = warehouse.create_table_as(
-            warehouse.dataset, table, _query_for(config, plan, warehouse, good, window, basis),
-            description=slug, labels=labels,
+        rows = pub.create_table_as(
+            table, _query_for(config, plan, warehouse, good, window, basis), description=slug, labels=labels,
         )
     return MetricsTable(
         window.period.value, window.index, basis, table, rows, window.days, [m.name for m in good], failed
     )
 
 
-def drop_period_results(warehouse: Warehouse, slug: str) -> list[str]:
-    """A rerun starts clean, as Jetstream's does: windows or bases no longer configured must not linger."""
-    stale = [t for t in warehouse.list_tables(warehouse.dataset) if is_period_result(slug, t)]
-    if stale:
-        warehouse.drop_tables(warehouse.dataset, stale)
-    return stale
+def metrics_results(warehouse: Warehouse, slug: str) -> list[str]:
+    """The experiment's published metrics tables and views (what a rerun replaces; its statistics are
+    the statistics step's to replace, so they stay published until that step succeeds)."""
+    statistics = f"statistics_{table_slug(slug)}_"
+    return [t for t in warehouse.list_tables(warehouse.dataset)
+            if is_period_result(slug, t) and not t.startswith(statistics)]
 
 
 def compute_metrics(
     warehouse: Warehouse, config: AnalysisConfig, plan: AnalysisPlan, log: logging.Logger
 ) -> list[MetricsTable]:
     slug = config.experiment.slug
-    if plan.rerun:
-        drop_period_results(warehouse, slug)
     results: list[MetricsTable] = []
-    for period_plan in plan.periods:
-        if not period_plan.windows:
-            continue
-        for basis in period_plan.bases():
-            metrics = [m for m in period_plan.metrics if basis in m.analysis_bases]
-            for window in period_plan.windows:
-                try:
-                    results.append(_compute_window(warehouse, config, plan, window, basis, metrics, log))
-                except WarehouseError as e:
-                    log.error(
-                        "%s: metrics for %s window %d, basis %s failed: %s",
-                        slug, window.period.value, window.index, basis, e, exc_info=e,
-                        extra=context(experiment=slug, analysis_basis=basis, analysis_period=window.period.value),
-                    )
-            warehouse.create_window_view(
-                warehouse.dataset,
-                metrics_view(slug, basis, period_plan.period.table_suffix),
-                metrics_table_prefix(slug, basis, period_plan.period.value),
-            )
+    with warehouse.publication(warehouse.dataset, slug) as pub:
+        if plan.rerun:
+            # a rerun starts clean, as Jetstream's does: windows or bases no longer configured must not linger
+            pub.drop(metrics_results(warehouse, slug))
+        for period_plan in plan.periods:
+            if not period_plan.windows:
+                continue
+            for basis in period_plan.bases():
+                metrics = [m for m in period_plan.metrics if basis in m.analysis_bases]
+                for window in period_plan.windows:
+                    try:
+                        results.append(_compute_window(pub, config, plan, window, basis, metrics, log))
+                    except WarehouseError as e:
+                        log.error(
+                            "%s: metrics for %s window %d, basis %s failed: %s",
+                            slug, window.period.value, window.index, basis, e, exc_info=e,
+                            extra=context(experiment=slug, analysis_basis=basis, analysis_period=window.period.value),
+                        )
+                pub.create_window_view(
+                    metrics_view(slug, basis, period_plan.period.table_suffix),
+                    metrics_table_prefix(slug, basis, period_plan.period.value),
+                )
+        if not results:
+            pub.cancel()  # every window failed: what is published stays as it was
     return results
 
 

@@ -64,6 +64,10 @@ class NotStartedException(ValidationException):
     pass
 
 
+class NoEnrolledClientsException(ValidationException):
+    """Nobody enrolled in the experiment's branches: there is nothing to analyse (yet)."""
+
+
 # skips that are part of an experiment's normal life and are not shown as errors
 EXPECTED_SKIPS = frozenset({"EndedException", "EnrollmentNotCompleteException"})
 

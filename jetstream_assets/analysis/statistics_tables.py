@@ -1,7 +1,8 @@
 """Statistics tables `statistics_<slug>_<period>_<n>` and their views, from the metrics tables.
 
 Each metrics table is read from the warehouse once per window and basis; every segment, metric and
-statistic is computed from that one frame (Jetstream issues one query per statistic).
+statistic is computed from that one frame (Jetstream issues one query per statistic). The step's
+tables and views are published together when it ends (see `Warehouse.publication`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,14 @@ import pandas as pd
 from jetstream_assets.analysis.logs import context
 from jetstream_assets.analysis.metrics import MetricsTable
 from jetstream_assets.analysis.plan import AnalysisPlan
-from jetstream_assets.core.naming import metrics_table, statistics_table, statistics_table_prefix, statistics_view
+from jetstream_assets.core.naming import (
+    is_period_result,
+    metrics_table,
+    statistics_table,
+    statistics_table_prefix,
+    statistics_view,
+    table_slug,
+)
 from jetstream_assets.core.periods import AnalysisPeriod
 from jetstream_assets.core.schema import STATISTICS_SCHEMA, column_names
 from jetstream_assets.engines.warehouse import QueryLabels, Warehouse
@@ -203,26 +211,29 @@ def compute_statistics(
     for t in metrics_tables:
         by_window.setdefault((t.period, t.window_index), []).append(t)
     results = []
-    for (period_value, index), tables in by_window.items():
-        period = AnalysisPeriod(period_value)
-        failures: list[str] = []
-        clients: dict[str, dict[str, int]] = {}
-        timings = {"sql": 0.0}
-        started = time.perf_counter()
-        frame = _window_rows(warehouse, config, period, tables, log, failures, clients, timings)
-        statistics_seconds = time.perf_counter() - started - timings["sql"]
-        written = time.perf_counter()
-        table = statistics_table(slug, period_value, index)
-        rows = warehouse.load_rows(
-            warehouse.dataset, table, _records(frame), STATISTICS_SCHEMA, description=slug,
-            labels=QueryLabels(experiment=slug, destination=f"{warehouse.dataset}.{table}",
-                               extra={"schema_version": "4"}),
-        )
-        warehouse.create_window_view(
-            warehouse.dataset, statistics_view(slug, period.table_suffix), statistics_table_prefix(slug, period_value)
-        )
-        sql_seconds = timings["sql"] + time.perf_counter() - written
-        results.append(
-            StatisticsTable(period_value, index, table, rows, clients, failures, sql_seconds, statistics_seconds)
-        )
+    with warehouse.publication(warehouse.dataset, slug) as pub:
+        if plan.rerun:
+            # windows no longer configured must not linger (Jetstream's rerun starts clean)
+            prefix = f"statistics_{table_slug(slug)}_"
+            pub.drop(t for t in warehouse.list_tables(warehouse.dataset, prefix) if is_period_result(slug, t))
+        for (period_value, index), tables in by_window.items():
+            period = AnalysisPeriod(period_value)
+            failures: list[str] = []
+            clients: dict[str, dict[str, int]] = {}
+            timings = {"sql": 0.0}
+            started = time.perf_counter()
+            frame = _window_rows(warehouse, config, period, tables, log, failures, clients, timings)
+            statistics_seconds = time.perf_counter() - started - timings["sql"]
+            written = time.perf_counter()
+            table = statistics_table(slug, period_value, index)
+            rows = pub.load_rows(
+                table, _records(frame), STATISTICS_SCHEMA, description=slug,
+                labels=QueryLabels(experiment=slug, destination=f"{warehouse.dataset}.{table}",
+                                   extra={"schema_version": "4"}),
+            )
+            pub.create_window_view(statistics_view(slug, period.table_suffix), statistics_table_prefix(slug, period_value))
+            sql_seconds = timings["sql"] + time.perf_counter() - written
+            results.append(
+                StatisticsTable(period_value, index, table, rows, clients, failures, sql_seconds, statistics_seconds)
+            )
     return results

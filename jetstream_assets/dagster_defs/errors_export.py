@@ -23,11 +23,10 @@ def publish_errors(context, warehouse: WarehouseResource, bucket: BucketResource
     the step's own result."""
     started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     wh = warehouse.get_warehouse()
-    with wh.session():
-        try:
-            yield
-        finally:
-            _export(context, wh, bucket, started)
+    try:
+        yield
+    finally:
+        _export(context, wh, bucket, started)
 
 
 def _export(context, wh, bucket: BucketResource, started: dt.datetime) -> None:

@@ -110,7 +110,7 @@ def experiment_step(
     `step.analysable` False; a configuration error is logged and fails the step with its location."""
     slug = dagster_context.partition_key
     wh = warehouse.get_warehouse()
-    with wh.session(), captured_logs(wh, dagster_context) as (log, handler):
+    with captured_logs(wh, dagster_context) as (log, handler):
         step = ExperimentStep(slug=slug, warehouse=wh, settings=run_settings(dagster_context.run.tags), log=log,
                               logs_handler=handler)
         try:
@@ -124,6 +124,8 @@ def experiment_step(
             raise dg.Failure(f"{slug}: invalid metric-hub configuration: {e}") from e
         try:
             yield step
+        except ValidationException as e:  # a skip found by the analysis (e.g. no enrolled clients)
+            log.warning("%s: not analysed: %s", slug, e, exc_info=e, extra=context(experiment=slug))
         except dg.Failure:
             raise
         except Exception as e:

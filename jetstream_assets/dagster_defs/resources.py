@@ -47,10 +47,10 @@ def _env(name: str):
 
 @functools.lru_cache(maxsize=8)
 def _duckdb_warehouse(
-    path: str, project: str, dataset: str, monitoring_dataset: str, memory_limit: str
+    path: str, project: str, dataset: str, monitoring_dataset: str, memory_limit: str, lock_wait_seconds: float
 ) -> DuckDBWarehouse:
-    # one adapter per file and process: its set-up runs once and steps can share a pinned session
-    return DuckDBWarehouse(path, project, dataset, monitoring_dataset, memory_limit or None)
+    # one adapter per file and process: its set-up runs once and its table statistics stay cached
+    return DuckDBWarehouse(path, project, dataset, monitoring_dataset, memory_limit or None, lock_wait_seconds)
 
 
 @functools.lru_cache(maxsize=8)
@@ -97,6 +97,7 @@ class WarehouseResource(dg.ConfigurableResource):
     gcp_credentials: str = ""
     bigquery_endpoint: str = ""
     duckdb_memory_limit: str = ""
+    duckdb_lock_wait_seconds: str = "1800"
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         # production: missing credentials or datasets fail the run before any step does work
@@ -106,8 +107,13 @@ class WarehouseResource(dg.ConfigurableResource):
     def get_warehouse(self) -> Warehouse:
         if self.engine == "duckdb":
             path = str(Path(self.home).expanduser().absolute() / "warehouse.duckdb")
+            try:
+                lock_wait = float(self.duckdb_lock_wait_seconds)
+            except ValueError:
+                raise dg.Failure(f"JETSTREAM_DUCKDB_LOCK_WAIT_SECONDS={self.duckdb_lock_wait_seconds!r} is not "
+                                 "a number of seconds") from None
             return _duckdb_warehouse(
-                path, self.project, self.dataset, self.monitoring_dataset, self.duckdb_memory_limit
+                path, self.project, self.dataset, self.monitoring_dataset, self.duckdb_memory_limit, lock_wait
             )
         if self.engine == "bigquery":
             try:
@@ -183,6 +189,7 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
             gcp_credentials=_env("JETSTREAM_GCP_CREDENTIALS"),
             bigquery_endpoint=_env("JETSTREAM_BIGQUERY_ENDPOINT"),
             duckdb_memory_limit=_env("JETSTREAM_DUCKDB_MEMORY_LIMIT"),
+            duckdb_lock_wait_seconds=_env("JETSTREAM_DUCKDB_LOCK_WAIT_SECONDS"),
         ),
         "bucket": BucketResource(
             bucket=_env("JETSTREAM_BUCKET"),

@@ -6,6 +6,16 @@ load jobs (WRITE_TRUNCATE is atomic too). Tables carry Jetstream's metadata: des
 labels `last_updated=<unix ts>` (+ `schema_version`); every job carries the experiment slug as a label
 so cost is attributed per experiment. Errors name the table or experiment and Jetstream's error
 category, which the `jetstream_analysis_errors` view of bigquery-etl sorts on.
+
+Publishing a step (`Warehouse.publication`): BigQuery has no multi-table transaction for DDL, so the
+swap is as atomic as BigQuery allows: each published table is replaced by one copy job (WRITE_TRUNCATE)
+from its staging table, which readers see as one atomic change of that table; the stale tables are
+dropped only after every copy succeeded, then the views are recreated, then the staging tables dropped.
+What it cannot make atomic is the set: while the swap runs (seconds), a reader may see some windows
+new and others old, and a crash in the middle leaves such a mix, never a missing table (the next
+successful step of the experiment replaces all of it). A crash leaves staging tables; BigQuery cannot
+tell a dead writer on another machine from a live one, so they are dropped by the experiment's next
+step once they are older than `STAGING_MAX_AGE`.
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import bigquery
 
 from jetstream_assets.core.schema import QUERY_COST_SCHEMA, Field, Schema, column_names
+from jetstream_assets.engines.publication import STAGING_MAX_AGE, Publication, staging_name, staging_token
 from jetstream_assets.engines.warehouse import QueryLabels, Warehouse, WarehouseError
 from jetstream_assets.sql.dialect import quote_identifier, quote_string
 
@@ -414,3 +425,44 @@ ORDER BY creation_time"""
     def table_schema(self, dataset: str, table: str) -> list[str]:
         found = self._get_table(dataset, table)
         return [f.name for f in found.schema] if found is not None else []
+
+    # -- publication (Warehouse.publication) --------------------------------------------------------
+    def _clean_staging(self, dataset: str, slug: str) -> None:
+        """Staging tables carry the slug as description (as every analysis table does) and their age."""
+        now = _naive_utc(dt.datetime.now(dt.timezone.utc))
+        old = []
+        for name in self.list_tables(dataset, STAGING_PREFIX):
+            table = self._get_table(dataset, name) if staging_token(name) else None
+            if table is not None and table.description == slug and now - _naive_utc(table.created) > STAGING_MAX_AGE:
+                old.append(name)
+        self.drop_tables(dataset, old)
+
+    def _begin_publication(self, pub: Publication) -> None:
+        """Nothing to record: a staging table's creation time and description say whose and how old it is."""
+
+    def _abandon(self, pub: Publication) -> None:
+        self.drop_tables(pub.dataset, self.list_tables(pub.dataset, staging_name(pub.writer.token, "")))
+
+    def _copy(self, dataset: str, source: str, destination: str) -> None:
+        config = bigquery.CopyJobConfig(write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
+                                        create_disposition=bigquery.CreateDisposition.CREATE_IF_NEEDED)
+        try:
+            job = self._client.copy_table(self._table_id(dataset, source), self._table_id(dataset, destination),
+                                          job_config=config, location=self.options.location,
+                                          timeout=self.options.api_timeout_seconds, retry=self._retry)
+            job.result(timeout=self.options.job_timeout_seconds, retry=self._retry)
+        except (gexc.GoogleAPIError, concurrent.futures.TimeoutError) as e:
+            raise _wrap(f"publishing {dataset}.{destination}", e) from e
+
+    def _swap(self, pub: Publication) -> None:
+        for final, staged in pub.built.items():
+            self._copy(pub.dataset, staged.staging, final)
+            self._set_table_metadata(pub.dataset, final, staged.description, staged.labels)
+        # a recorded view is replaced in place (never missing) unless no window table is left for it
+        self.drop_tables(pub.dataset, [n for n in pub.stale if n not in pub.views])
+        for view, prefix in pub.views.items():
+            if self.list_tables(pub.dataset, prefix):
+                self.create_window_view(pub.dataset, view, prefix)
+            elif view in pub.stale:
+                self.drop_tables(pub.dataset, [view])
+        self._abandon(pub)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import abc
+import contextlib
 import datetime as dt
 import json
 import os
 import tempfile
 from typing import Any
+
+from jetstream_assets.engines.processes import process_alive
 
 
 class BucketError(RuntimeError):
@@ -31,7 +34,19 @@ class Bucket(abc.ABC):
         """When the object was last written (naive UTC), or None if it does not exist."""
 
 
+def _pid_of_temp(name: str) -> int | None:
+    """The writer's pid in a temporary file's name `.<name>.<pid>.<random>.tmp`; None for other files."""
+    parts = name.split(".")
+    if name.startswith(".") and len(parts) >= 5 and parts[-1] == "tmp" and parts[-3].isdigit():
+        return int(parts[-3])
+    return None
+
+
 class LocalFolderBucket(Bucket):
+    """Files are written to `.<name>.<pid>.<random>.tmp` (never `*.json`, so globs of published files never
+    see one) and moved over the published name; a killed writer's temporary files are removed by the next
+    write into the same folder. Published files are readable by everyone (0644), as GCS objects are."""
+
     def __init__(self, root: str):
         self.root = os.path.abspath(root)
 
@@ -44,18 +59,29 @@ class LocalFolderBucket(Bucket):
     def uri(self, key: str) -> str:
         return "file://" + self._path(key)
 
+    @staticmethod
+    def _remove_dead_writers_files(folder: str) -> None:
+        for name in os.listdir(folder):
+            pid = _pid_of_temp(name)
+            if pid is not None and pid != os.getpid() and not process_alive(pid):
+                with contextlib.suppress(FileNotFoundError):  # another writer removed it first
+                    os.unlink(os.path.join(folder, name))
+
     def write_json(self, key: str, payload: Any) -> str:
         path = self._path(key)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=os.path.dirname(path))
+        folder, name = os.path.split(path)
+        os.makedirs(folder, exist_ok=True)
+        self._remove_dead_writers_files(folder)
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.{os.getpid()}.", suffix=".tmp", dir=folder)
         try:
             with os.fdopen(fd, "w") as fh:
                 json.dump(payload, fh, indent=1, sort_keys=False, allow_nan=False)
                 fh.flush()
+                os.fchmod(fh.fileno(), 0o644)  # mkstemp creates 0600
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
         except BaseException:
-            if os.path.exists(tmp):
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
         return self.uri(key)

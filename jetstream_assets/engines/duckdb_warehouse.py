@@ -1,7 +1,8 @@
 """The embedded warehouse: one DuckDB file, datasets as schemas, BigQuery SQL translated by sqlglot.
 
-Connections are short-lived and wait for DuckDB's file lock, so two runs at once queue on the lock
-instead of failing. Bookkeeping BigQuery keeps for us (table modification times, descriptions, labels,
+Connections are short-lived: each operation (a statement, a short transaction, a publication's swap)
+opens the file and closes it again, so a long step never holds DuckDB's file lock for long, and a
+second process waits for the lock (up to `lock_wait_seconds`) instead of failing. Bookkeeping BigQuery keeps for us (table modification times, descriptions, labels,
 the job history used for query cost) lives in the `_jetstream` schema.
 """
 
@@ -22,12 +23,13 @@ import pandas as pd
 from jetstream_assets.engines.query_bytes import estimate_query_bytes
 from jetstream_assets.core.schema import Schema, duckdb_type
 from jetstream_assets.engines.duckdb_table_stats import STATS_TABLE_DDL, TableStatsCache
+from jetstream_assets.engines.publication import Publication, StagingWriter, staging_token
 from jetstream_assets.engines.warehouse import QueryLabels, Warehouse, WarehouseError
 from jetstream_assets.sql.dialect import SqlTranslationError, bigquery_to_duckdb
 
 INTERNAL_SCHEMA = "_jetstream"
 COST_PER_TIB_USD = 6.25  # BigQuery on-demand list price per TiB billed
-LOCK_WAIT_SECONDS = 300.0
+DEFAULT_LOCK_WAIT_SECONDS = 1800.0  # JETSTREAM_DUCKDB_LOCK_WAIT_SECONDS
 
 _BOOKKEEPING = f"""
 CREATE SCHEMA IF NOT EXISTS {INTERNAL_SCHEMA};
@@ -38,6 +40,8 @@ CREATE TABLE IF NOT EXISTS {INTERNAL_SCHEMA}.query_log (
   submission_timestamp TIMESTAMP, experiment_slug VARCHAR, destination_table VARCHAR, query VARCHAR,
   duration_ms DOUBLE, error_reason VARCHAR, error_message VARCHAR);
 ALTER TABLE {INTERNAL_SCHEMA}.query_log ADD COLUMN IF NOT EXISTS total_bytes_processed BIGINT;
+CREATE TABLE IF NOT EXISTS {INTERNAL_SCHEMA}.staging_writers (
+  token VARCHAR PRIMARY KEY, dataset VARCHAR, slug VARCHAR, pid INTEGER, host VARCHAR, started TIMESTAMP);
 {STATS_TABLE_DDL.format(schema=INTERNAL_SCHEMA)}"""
 
 
@@ -59,7 +63,26 @@ def _single_threaded(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     try:
         yield
     finally:
+        # callers end their transaction inside this block: in an aborted transaction this SET would fail
+        # and replace the real error
         con.execute(f"SET threads = {int(threads)}")
+
+
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll back while an error propagates; a failing rollback must not replace that error."""
+    with contextlib.suppress(duckdb.Error):
+        con.execute("ROLLBACK")
+
+
+@contextlib.contextmanager
+def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+        con.execute("COMMIT")
+    except BaseException:
+        _rollback(con)
+        raise
 
 
 def _missing_as_none(value: Any) -> Any:
@@ -84,49 +107,28 @@ class DuckDBWarehouse(Warehouse):
     engine = "duckdb"
 
     def __init__(
-        self, path: str, project: str, dataset: str, monitoring_dataset: str, memory_limit: str | None = None
+        self, path: str, project: str, dataset: str, monitoring_dataset: str, memory_limit: str | None = None,
+        lock_wait_seconds: float = DEFAULT_LOCK_WAIT_SECONDS,
     ):
         super().__init__(project, dataset, monitoring_dataset)
         self.path = path
+        self.lock_wait_seconds = lock_wait_seconds
         # DuckDB's buffer pool grows to 80% of RAM by default; a limit makes it spill to disk instead.
         # Insertion order is never relied on (every read that needs an order says ORDER BY), and keeping it
         # costs large CREATE TABLE AS statements memory.
         self._config: dict[str, object] = {"preserve_insertion_order": False}
         if memory_limit:
             self._config["memory_limit"] = memory_limit
-        self._pinned: duckdb.DuckDBPyConnection | None = None
         self._table_stats = TableStatsCache(INTERNAL_SCHEMA)
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        with self._connect() as con:
+        with self._open() as con:
             con.execute(_BOOKKEEPING)
             for schema in (dataset, monitoring_dataset):
                 con.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(schema)}")
 
     @contextlib.contextmanager
-    def session(self) -> Iterator[None]:
-        """Keep one connection open for a block of work (opening the file costs ~20 ms each time);
-        other processes wait for the lock until the block ends, so keep blocks to one step."""
-        if self._pinned is not None:
-            yield
-            return
-        with self._open() as con:
-            self._pinned = con
-            try:
-                yield
-            finally:
-                self._pinned = None
-
-    @contextlib.contextmanager
-    def _connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        if self._pinned is not None:
-            yield self._pinned
-            return
-        with self._open() as con:
-            yield con
-
-    @contextlib.contextmanager
     def _open(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        deadline = time.monotonic() + self.lock_wait_seconds
         delay = 0.05
         while True:
             try:
@@ -134,8 +136,13 @@ class DuckDBWarehouse(Warehouse):
                 break
             except duckdb.IOException as e:
                 # another process holds the file lock: wait for it rather than fail the run
-                if "lock" not in str(e).lower() or time.monotonic() > deadline:
+                if "lock" not in str(e).lower():
                     raise WarehouseError(f"cannot open DuckDB warehouse {self.path}: {e}") from e
+                if time.monotonic() > deadline:
+                    raise WarehouseError(
+                        f"cannot open DuckDB warehouse {self.path}: another process held its lock for more than "
+                        f"{self.lock_wait_seconds:g} s (JETSTREAM_DUCKDB_LOCK_WAIT_SECONDS): {e}"
+                    ) from e
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
         try:
@@ -188,7 +195,7 @@ class DuckDBWarehouse(Warehouse):
             raise WarehouseError(f"{failure}: {e}") from e
 
     def query(self, sql: str, labels: QueryLabels | None = None) -> pd.DataFrame:
-        with self._connect() as con:
+        with self._open() as con:
             translated = self._translate(con, sql, labels, f"query failed{_purpose(labels)}")
             billed = self._billed_bytes(con, sql)
             started = time.perf_counter()
@@ -201,7 +208,7 @@ class DuckDBWarehouse(Warehouse):
             return frame
 
     def dry_run(self, sql: str, labels: QueryLabels | None = None) -> int | None:
-        with self._connect() as con:
+        with self._open() as con:
             try:
                 translated = bigquery_to_duckdb(sql)
             except SqlTranslationError as e:
@@ -222,28 +229,20 @@ class DuckDBWarehouse(Warehouse):
         self, dataset: str, table: str, sql: str, *, description: str = "", labels: QueryLabels | None = None
     ) -> int:
         target = f"{_ident(dataset)}.{_ident(table)}"
-        with self._connect() as con:
+        with self._open() as con:
             translated = self._translate(con, sql, labels, f"creating {dataset}.{table} failed")
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(dataset)}")
             billed = self._billed_bytes(con, sql)
-            con.execute("BEGIN TRANSACTION")
+            started = time.perf_counter()
             try:
-                started = time.perf_counter()
-                try:
-                    with _single_threaded(con):
-                        con.execute(f"CREATE OR REPLACE TABLE {target} AS {translated}")
-                except duckdb.Error as e:
-                    con.execute("ROLLBACK")
-                    self._record(con, sql, labels, time.perf_counter() - started, e)
-                    raise WarehouseError(f"creating {dataset}.{table} failed: {e}") from e
-                self._record(con, sql, labels, time.perf_counter() - started, None, billed)
-                self._touch(con, dataset, table, description, labels)
-                con.execute("COMMIT")
-            except WarehouseError:
-                raise
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+                with _single_threaded(con), _transaction(con):
+                    con.execute(f"CREATE OR REPLACE TABLE {target} AS {translated}")
+                    self._record(con, sql, labels, time.perf_counter() - started, None, billed)
+                    self._touch(con, dataset, table, description, labels)
+            except duckdb.Error as e:
+                # recorded after the rollback, so the failure stays in the job history
+                self._record(con, sql, labels, time.perf_counter() - started, e)
+                raise WarehouseError(f"creating {dataset}.{table} failed: {e}") from e
             return con.execute(f"SELECT COUNT(*) FROM {target}").fetchone()[0]
 
     @contextlib.contextmanager
@@ -272,20 +271,15 @@ class DuckDBWarehouse(Warehouse):
     def _write(self, dataset: str, table: str, rows, schema: Schema, description: str, labels, write) -> int:
         target = f"{_ident(dataset)}.{_ident(table)}"
         try:
-            with self._staged(rows, schema) as (source, _), self._connect() as con:
+            with self._staged(rows, schema) as (source, _), self._open() as con:
                 con.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(dataset)}")
-                con.execute("BEGIN TRANSACTION")
-                try:
+                with _transaction(con):
                     exists = con.execute(
                         "SELECT COUNT(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
                         [dataset, table],
                     ).fetchone()[0]
                     written = write(con, target, source, bool(exists))
                     self._touch(con, dataset, table, description, labels)
-                    con.execute("COMMIT")
-                except BaseException:
-                    con.execute("ROLLBACK")
-                    raise
                 return written
         except duckdb.Error as e:
             raise WarehouseError(f"loading rows into {dataset}.{table} failed: {e}") from e
@@ -326,41 +320,90 @@ class DuckDBWarehouse(Warehouse):
         return self._write(dataset, table, rows, schema, description, None, write)
 
     def create_window_view(self, dataset: str, view: str, table_prefix: str) -> None:
+        with self._open() as con, _transaction(con):
+            self._window_view(con, dataset, view, table_prefix)
+
+    def _window_view(self, con, dataset: str, view: str, table_prefix: str) -> None:
         pattern = re.compile(re.escape(table_prefix) + r"([0-9]+)$")
-        with self._connect() as con:
-            tables = [
-                (name, int(m.group(1)))
-                for (name,) in con.execute(
-                    "SELECT table_name FROM duckdb_tables() WHERE schema_name = ? ORDER BY table_name", [dataset]
-                ).fetchall()
-                if (m := pattern.match(name))
-            ]
-            if not tables:
-                return
-            union = "\nUNION ALL BY NAME\n".join(
-                f"SELECT *, CAST({index} AS BIGINT) AS window_index FROM {_ident(dataset)}.{_ident(name)}"
-                for name, index in sorted(tables, key=lambda t: t[1])
-            )
-            con.execute("BEGIN TRANSACTION")
-            con.execute(f"CREATE OR REPLACE VIEW {_ident(dataset)}.{_ident(view)} AS {union}")
-            self._touch(con, dataset, view, "", None)
-            con.execute("COMMIT")
+        tables = [
+            (name, int(m.group(1)))
+            for (name,) in con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE schema_name = ? ORDER BY table_name", [dataset]
+            ).fetchall()
+            if (m := pattern.match(name))
+        ]
+        if not tables:
+            return
+        union = "\nUNION ALL BY NAME\n".join(
+            f"SELECT *, CAST({index} AS BIGINT) AS window_index FROM {_ident(dataset)}.{_ident(name)}"
+            for name, index in sorted(tables, key=lambda t: t[1])
+        )
+        con.execute(f"CREATE OR REPLACE VIEW {_ident(dataset)}.{_ident(view)} AS {union}")
+        self._touch(con, dataset, view, "", None)
 
     def drop_tables(self, dataset: str, names: list[str]) -> None:
-        with self._connect() as con:
-            views = {n for (n,) in con.execute("SELECT view_name FROM duckdb_views() WHERE schema_name = ?", [dataset]).fetchall()}
-            con.execute("BEGIN TRANSACTION")
-            for name in names:
-                kind = "VIEW" if name in views else "TABLE"
-                con.execute(f"DROP {kind} IF EXISTS {_ident(dataset)}.{_ident(name)}")
+        with self._open() as con, _transaction(con):
+            self._drop(con, dataset, names)
+
+    def _drop(self, con, dataset: str, names: list[str]) -> None:
+        views = {n for (n,) in con.execute("SELECT view_name FROM duckdb_views() WHERE schema_name = ?", [dataset]).fetchall()}
+        for name in names:
+            kind = "VIEW" if name in views else "TABLE"
+            con.execute(f"DROP {kind} IF EXISTS {_ident(dataset)}.{_ident(name)}")
+        for bookkeeping in ("table_metadata", "table_stats"):
             con.execute(
-                f"DELETE FROM {INTERNAL_SCHEMA}.table_metadata WHERE dataset = ? AND list_contains(?, table_name)",
+                f"DELETE FROM {INTERNAL_SCHEMA}.{bookkeeping} WHERE dataset = ? AND list_contains(?, table_name)",
                 [dataset, names],
             )
-            con.execute("COMMIT")
+
+    # -- publication (Warehouse.publication) --------------------------------------------------------
+    def _staging_tables(self, con, dataset: str, tokens: list[str]) -> list[str]:
+        return [name for (name,) in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE schema_name = ?", [dataset]).fetchall()
+            if staging_token(name) in tokens]
+
+    def _clean_staging(self, dataset: str, slug: str) -> None:
+        now = _utcnow()
+        with self._open() as con:
+            writers = [StagingWriter(*row) for row in con.execute(
+                f"SELECT token, pid, host, started FROM {INTERNAL_SCHEMA}.staging_writers "
+                "WHERE dataset = ? AND slug = ?", [dataset, slug]).fetchall()]
+            dead = [w.token for w in writers if w.abandoned(now)]
+            if dead:
+                with _transaction(con):
+                    self._drop(con, dataset, self._staging_tables(con, dataset, dead))
+                    con.execute(f"DELETE FROM {INTERNAL_SCHEMA}.staging_writers WHERE list_contains(?, token)",
+                                [dead])
+
+    def _begin_publication(self, pub: Publication) -> None:
+        w = pub.writer
+        with self._open() as con:
+            con.execute(f"INSERT INTO {INTERNAL_SCHEMA}.staging_writers VALUES (?, ?, ?, ?, ?, ?)",
+                        [w.token, pub.dataset, pub.slug, w.pid, w.host, w.started])
+
+    def _abandon(self, pub: Publication) -> None:
+        with self._open() as con, _transaction(con):
+            self._drop(con, pub.dataset, self._staging_tables(con, pub.dataset, [pub.writer.token]))
+            con.execute(f"DELETE FROM {INTERNAL_SCHEMA}.staging_writers WHERE token = ?", [pub.writer.token])
+
+    def _swap(self, pub: Publication) -> None:
+        """One transaction: readers (and a crash) see the old tables and views or the new ones."""
+        dataset = _ident(pub.dataset)
+        with self._open() as con, _transaction(con):
+            self._drop(con, pub.dataset, [*pub.built, *pub.stale])
+            for final, staged in pub.built.items():
+                con.execute(f"ALTER TABLE {dataset}.{_ident(staged.staging)} RENAME TO {_ident(final)}")
+                con.execute(
+                    f"UPDATE {INTERNAL_SCHEMA}.table_metadata SET table_name = ?, last_modified = ? "
+                    "WHERE dataset = ? AND table_name = ?", [final, _utcnow(), pub.dataset, staged.staging])
+            con.execute(f"DELETE FROM {INTERNAL_SCHEMA}.table_stats WHERE dataset = ? AND list_contains(?, table_name)",
+                        [pub.dataset, [s.staging for s in pub.built.values()]])
+            for view, prefix in pub.views.items():
+                self._window_view(con, pub.dataset, view, prefix)
+            con.execute(f"DELETE FROM {INTERNAL_SCHEMA}.staging_writers WHERE token = ?", [pub.writer.token])
 
     def list_tables(self, dataset: str, prefix: str = "") -> list[str]:
-        with self._connect() as con:
+        with self._open() as con:
             rows = con.execute(
                 "SELECT table_name FROM duckdb_tables() WHERE schema_name = ? "
                 "UNION SELECT view_name FROM duckdb_views() WHERE schema_name = ? ORDER BY 1",
@@ -369,7 +412,7 @@ class DuckDBWarehouse(Warehouse):
         return [name for (name,) in rows if name.startswith(prefix)]
 
     def table_modified(self, dataset: str, table: str) -> dt.datetime | None:
-        with self._connect() as con:
+        with self._open() as con:
             exists = con.execute(
                 "SELECT COUNT(*) FROM (SELECT table_name AS n, schema_name AS s FROM duckdb_tables() "
                 "UNION ALL SELECT view_name, schema_name FROM duckdb_views()) WHERE s = ? AND n = ?",
@@ -385,7 +428,7 @@ class DuckDBWarehouse(Warehouse):
         return row[0] if row else dt.datetime(1970, 1, 1)
 
     def table_schema(self, dataset: str, table: str) -> list[str]:
-        with self._connect() as con:
+        with self._open() as con:
             rows = con.execute(
                 "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ? "
                 "ORDER BY column_index",
@@ -396,7 +439,7 @@ class DuckDBWarehouse(Warehouse):
     def query_costs(self, day: dt.date) -> pd.DataFrame:
         """bigquery-etl's rule on our own job history: the day's queries that wrote to the results dataset.
         `total_bytes_processed` is the estimate of what BigQuery on-demand would bill (`engines.query_bytes`)."""
-        with self._connect() as con:
+        with self._open() as con:
             return con.execute(
                 f"""
                 SELECT
@@ -417,7 +460,7 @@ class DuckDBWarehouse(Warehouse):
 
     def query_log(self, since: dt.datetime | None = None) -> pd.DataFrame:
         """Every query this warehouse ran (the embedded stand-in for BigQuery's job history)."""
-        with self._connect() as con:
+        with self._open() as con:
             sql = f"SELECT * FROM {INTERNAL_SCHEMA}.query_log"
             order = " ORDER BY submission_timestamp"
             if since is not None:

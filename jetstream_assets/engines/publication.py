@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable
 
 from jetstream_assets.core.schema import Schema
+from jetstream_assets.engines.processes import process_alive
 
 if TYPE_CHECKING:
     from jetstream_assets.engines.warehouse import QueryLabels, Warehouse
@@ -40,16 +41,6 @@ def staging_token(name: str) -> str | None:
     return match.group(1) if match else None
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by another user
-        return True
-    return True
-
-
 @dataclass(frozen=True)
 class StagingWriter:
     """Who builds a publication's staging tables, as the engine records it."""
@@ -67,7 +58,7 @@ class StagingWriter:
     def abandoned(self, now: dt.datetime) -> bool:
         if now - self.started > STAGING_MAX_AGE:
             return True
-        return self.host == socket.gethostname() and not _pid_alive(self.pid)
+        return self.host == socket.gethostname() and not process_alive(self.pid)
 
 
 @dataclass
@@ -88,6 +79,7 @@ class Publication:
     built: dict[str, Staged] = field(default_factory=dict)  # final name -> its staging table
     views: dict[str, str] = field(default_factory=dict)  # view -> table prefix of its windows
     dropped: list[str] = field(default_factory=list)
+    cancelled: bool = False
 
     def staging(self, table: str) -> str:
         return staging_name(self.writer.token, table)
@@ -114,10 +106,16 @@ class Publication:
         """(Re)create the view over the published `<table_prefix><n>` tables, after the swap."""
         self.views[view] = table_prefix
 
+    def cancel(self) -> None:
+        """Publish nothing when the block ends: the staging tables are dropped, the published state stays."""
+        self.cancelled = True
+
     def drop(self, names: Iterable[str]) -> None:
         """Drop these published tables or views in the swap, unless this publication rebuilds them."""
         self.dropped.extend(n for n in names if n not in self.dropped)
 
     @property
     def stale(self) -> list[str]:
-        return [n for n in self.dropped if n not in self.built and n not in self.views]
+        """Dropped names this publication does not rebuild (a view recreated after the drop is dropped too:
+        with no window table left it must go rather than point at dropped tables)."""
+        return [n for n in self.dropped if n not in self.built]

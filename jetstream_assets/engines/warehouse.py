@@ -108,14 +108,17 @@ class Warehouse(abc.ABC):
     def publication(self, dataset: str, slug: str) -> Iterator[Publication]:
         """One step's tables of one experiment, published together: tables are built under staging names,
         and only when the block ends without an exception are they swapped in (with the recorded view
-        re-creations and drops). On an exception every staging table is dropped and the published state
-        is untouched. Leftover staging tables of this experiment's dead writers are removed first."""
+        re-creations and drops). On an exception (or `pub.cancel()`) every staging table is dropped and the
+        published state is untouched. Leftover staging tables of this experiment's dead writers are removed first."""
         self._clean_staging(dataset, slug)
         pub = Publication(self, dataset, slug)
         self._begin_publication(pub)
         try:
             yield pub
-            self._swap(pub)
+            if pub.cancelled:
+                self._abandon(pub)
+            else:
+                self._swap(pub)
         except BaseException:
             try:
                 self._abandon(pub)
