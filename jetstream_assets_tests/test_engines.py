@@ -295,12 +295,14 @@ def test_failed_statement_reports_its_own_error(warehouse):
 def _write_many(path: str, name: str, barrier) -> None:
     warehouse = DuckDBWarehouse(path, "p", DS, "monitoring")
     barrier.wait()
-    for i in range(15):
-        warehouse.create_table_as(DS, f"table_{name}", f"SELECT i FROM UNNEST(GENERATE_ARRAY(0, {i})) AS i")
-        warehouse.load_rows(DS, "shared", [{"writer": name}], (Field("writer", "STRING"),), append=True)
+    with warehouse.session():  # a whole step: it keeps the file open only while the other does not wait
+        for i in range(15):
+            warehouse.create_table_as(DS, f"table_{name}", f"SELECT i FROM UNNEST(GENERATE_ARRAY(0, {i})) AS i")
+            warehouse.load_rows(DS, "shared", [{"writer": name, "at": time.time()}],
+                                (Field("writer", "STRING"), Field("at", "FLOAT64")), append=True)
 
 
-def test_two_processes_writing_at_once_take_turns_on_the_lock(tmp_path):
+def test_two_long_steps_at_once_take_turns_on_the_lock(tmp_path):
     path = str(tmp_path / "w.duckdb")
     DuckDBWarehouse(path, "p", DS, "monitoring")
     # fork is safe here: this process holds no DuckDB connection (every call opens and closes its own)
@@ -314,10 +316,41 @@ def test_two_processes_writing_at_once_take_turns_on_the_lock(tmp_path):
     assert [w.exitcode for w in workers] == [0, 0]
 
     warehouse = DuckDBWarehouse(path, "p", DS, "monitoring")
-    assert rows_of(warehouse, "SELECT writer, COUNT(*) AS n FROM mozanalysis.shared GROUP BY writer ORDER BY writer") == [
-        {"writer": "a", "n": 15}, {"writer": "b", "n": 15}]
+    writers = [r["writer"] for r in rows_of(warehouse, "SELECT writer FROM mozanalysis.shared ORDER BY at")]
+    assert sorted(writers) == ["a"] * 15 + ["b"] * 15
+    turns = sum(1 for before, after in zip(writers, writers[1:]) if before != after)
+    assert turns >= 3  # neither step held the file for its whole duration
     for name in ("a", "b"):
         assert rows_of(warehouse, f"SELECT COUNT(*) AS n FROM mozanalysis.table_{name}") == [{"n": 15}]
+
+
+_LONG_STEP = """
+import sys, time
+from jetstream_assets.engines.duckdb_warehouse import DuckDBWarehouse
+warehouse = DuckDBWarehouse(sys.argv[1], "p", "mozanalysis", "monitoring")
+with warehouse.session():
+    warehouse.query("SELECT 1 AS x")
+    print("in a step", flush=True)
+    end = time.monotonic() + 8
+    while time.monotonic() < end:  # a step longer than the other process's lock wait
+        warehouse.query("SELECT 1 AS x")
+        time.sleep(0.05)
+"""
+
+
+def test_a_long_step_never_makes_another_process_fail_on_the_lock(tmp_path):
+    path = str(tmp_path / "w.duckdb")
+    DuckDBWarehouse(path, "p", DS, "monitoring")
+    step = subprocess.Popen([sys.executable, "-c", _LONG_STEP, path], stdout=subprocess.PIPE, text=True)
+    try:
+        assert step.stdout.readline().strip() == "in a step"
+        patient_for_3_seconds = DuckDBWarehouse(path, "p", DS, "monitoring", lock_wait_seconds=3)
+        patient_for_3_seconds.create_table_as(DS, "meanwhile", "SELECT 1 AS x")
+        assert step.poll() is None  # the other step was still running
+    finally:
+        step.wait(timeout=60)
+    assert step.returncode == 0
+    assert rows_of(patient_for_3_seconds, "SELECT x FROM mozanalysis.meanwhile") == [{"x": 1}]
 
 
 _LOCK_HOLDER = """

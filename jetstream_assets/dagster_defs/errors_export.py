@@ -23,10 +23,11 @@ def publish_errors(context, warehouse: WarehouseResource, bucket: BucketResource
     the step's own result."""
     started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     wh = warehouse.get_warehouse()
-    try:
-        yield
-    finally:
-        _export(context, wh, bucket, started)
+    with wh.session():
+        try:
+            yield
+        finally:
+            _export(context, wh, bucket, started)
 
 
 def _export(context, wh, bucket: BucketResource, started: dt.datetime) -> None:

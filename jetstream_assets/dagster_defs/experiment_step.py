@@ -110,7 +110,7 @@ def experiment_step(
     `step.analysable` False; a configuration error is logged and fails the step with its location."""
     slug = dagster_context.partition_key
     wh = warehouse.get_warehouse()
-    with captured_logs(wh, dagster_context) as (log, handler):
+    with wh.session(), captured_logs(wh, dagster_context) as (log, handler):
         step = ExperimentStep(slug=slug, warehouse=wh, settings=run_settings(dagster_context.run.tags), log=log,
                               logs_handler=handler)
         try:

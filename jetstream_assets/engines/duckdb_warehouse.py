@@ -1,8 +1,8 @@
 """The embedded warehouse: one DuckDB file, datasets as schemas, BigQuery SQL translated by sqlglot.
 
-Connections are short-lived: each operation (a statement, a short transaction, a publication's swap)
-opens the file and closes it again, so a long step never holds DuckDB's file lock for long, and a
-second process waits for the lock (up to `lock_wait_seconds`) instead of failing. Bookkeeping BigQuery keeps for us (table modification times, descriptions, labels,
+A long step never holds DuckDB's file lock against another process for longer than one operation (a
+statement, a short transaction, a publication's swap): see `duckdb_connections`. A process that finds
+the file locked waits (up to `lock_wait_seconds`) instead of failing. Bookkeeping BigQuery keeps for us (table modification times, descriptions, labels,
 the job history used for query cost) lives in the `_jetstream` schema.
 """
 
@@ -22,6 +22,7 @@ import pandas as pd
 
 from jetstream_assets.engines.query_bytes import estimate_query_bytes
 from jetstream_assets.core.schema import Schema, duckdb_type
+from jetstream_assets.engines.duckdb_connections import SharedFileConnections
 from jetstream_assets.engines.duckdb_table_stats import STATS_TABLE_DDL, TableStatsCache
 from jetstream_assets.engines.publication import Publication, StagingWriter, staging_token
 from jetstream_assets.engines.warehouse import QueryLabels, Warehouse, WarehouseError
@@ -112,7 +113,6 @@ class DuckDBWarehouse(Warehouse):
     ):
         super().__init__(project, dataset, monitoring_dataset)
         self.path = path
-        self.lock_wait_seconds = lock_wait_seconds
         # DuckDB's buffer pool grows to 80% of RAM by default; a limit makes it spill to disk instead.
         # Insertion order is never relied on (every read that needs an order says ORDER BY), and keeping it
         # costs large CREATE TABLE AS statements memory.
@@ -120,6 +120,7 @@ class DuckDBWarehouse(Warehouse):
         if memory_limit:
             self._config["memory_limit"] = memory_limit
         self._table_stats = TableStatsCache(INTERNAL_SCHEMA)
+        self._connections = SharedFileConnections(path, self._config, lock_wait_seconds)
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         with self._open() as con:
             con.execute(_BOOKKEEPING)
@@ -127,28 +128,13 @@ class DuckDBWarehouse(Warehouse):
                 con.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(schema)}")
 
     @contextlib.contextmanager
-    def _open(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        deadline = time.monotonic() + self.lock_wait_seconds
-        delay = 0.05
-        while True:
-            try:
-                con = duckdb.connect(self.path, config=self._config)
-                break
-            except duckdb.IOException as e:
-                # another process holds the file lock: wait for it rather than fail the run
-                if "lock" not in str(e).lower():
-                    raise WarehouseError(f"cannot open DuckDB warehouse {self.path}: {e}") from e
-                if time.monotonic() > deadline:
-                    raise WarehouseError(
-                        f"cannot open DuckDB warehouse {self.path}: another process held its lock for more than "
-                        f"{self.lock_wait_seconds:g} s (JETSTREAM_DUCKDB_LOCK_WAIT_SECONDS): {e}"
-                    ) from e
-                time.sleep(delay)
-                delay = min(delay * 2, 1.0)
-        try:
-            yield con
-        finally:
-            con.close()
+    def session(self) -> Iterator[None]:
+        """Keep the file open between the block's operations while no other process waits for it."""
+        with self._connections.session():
+            yield
+
+    def _open(self) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
+        return self._connections.connection()
 
     def table_ref(self, dataset: str, table: str) -> str:
         return f"`{dataset}`.`{table}`"

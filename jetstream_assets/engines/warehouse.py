@@ -105,6 +105,11 @@ class Warehouse(abc.ABC):
         """Column names of an existing table."""
 
     @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """A block of related work (one step); engines that benefit keep a connection open through it."""
+        yield
+
+    @contextlib.contextmanager
     def publication(self, dataset: str, slug: str) -> Iterator[Publication]:
         """One step's tables of one experiment, published together: tables are built under staging names,
         and only when the block ends without an exception are they swapped in (with the recorded view
