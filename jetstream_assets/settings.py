@@ -29,8 +29,8 @@ SETTINGS = (
     Setting("JETSTREAM_DUCKDB_MEMORY_LIMIT", "", "embedded engine: DuckDB's `memory_limit` (e.g. `2GB`; it spills to disk "
             "beyond it); empty: DuckDB's default, 80% of RAM"),
     Setting("JETSTREAM_DUCKDB_LOCK_WAIT_SECONDS", "1800", "embedded engine: how long an operation waits for "
-            "another process to release the DuckDB file's lock before it fails (each operation holds the lock "
-            "for one statement or one short transaction)"),
+            "another process to release the DuckDB file's lock before it fails (a run of this project steps aside "
+            "after its current statement)"),
 )
 
 # production only: how the BigQuery and GCS engines reach Google Cloud
