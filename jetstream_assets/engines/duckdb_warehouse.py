@@ -2,8 +2,9 @@
 
 A long step never holds DuckDB's file lock against another process for longer than one operation (a
 statement, a short transaction, a publication's swap): see `duckdb_connections`. A process that finds
-the file locked waits (up to `lock_wait_seconds`) instead of failing. Bookkeeping BigQuery keeps for us (table modification times, descriptions, labels,
-the job history used for query cost) lives in the `_jetstream` schema.
+the file locked waits (up to `lock_wait_seconds`) instead of failing. Bookkeeping BigQuery keeps for us
+(table modification times, descriptions, labels, the job history used for query cost, the writers of
+staging tables) lives in the `_jetstream` schema.
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ class DuckDBWarehouse(Warehouse):
         self._table_stats = TableStatsCache(INTERNAL_SCHEMA)
         self._connections = SharedFileConnections(path, self._config, lock_wait_seconds)
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        with self._open() as con:
+        with self._connect() as con:
             con.execute(_BOOKKEEPING)
             for schema in (dataset, monitoring_dataset):
                 con.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(schema)}")
@@ -133,7 +134,7 @@ class DuckDBWarehouse(Warehouse):
         with self._connections.session():
             yield
 
-    def _open(self) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
+    def _connect(self) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
         return self._connections.connection()
 
     def table_ref(self, dataset: str, table: str) -> str:
@@ -181,7 +182,7 @@ class DuckDBWarehouse(Warehouse):
             raise WarehouseError(f"{failure}: {e}") from e
 
     def query(self, sql: str, labels: QueryLabels | None = None) -> pd.DataFrame:
-        with self._open() as con:
+        with self._connect() as con:
             translated = self._translate(con, sql, labels, f"query failed{_purpose(labels)}")
             billed = self._billed_bytes(con, sql)
             started = time.perf_counter()
@@ -194,7 +195,7 @@ class DuckDBWarehouse(Warehouse):
             return frame
 
     def dry_run(self, sql: str, labels: QueryLabels | None = None) -> int | None:
-        with self._open() as con:
+        with self._connect() as con:
             try:
                 translated = bigquery_to_duckdb(sql)
             except SqlTranslationError as e:
@@ -215,7 +216,7 @@ class DuckDBWarehouse(Warehouse):
         self, dataset: str, table: str, sql: str, *, description: str = "", labels: QueryLabels | None = None
     ) -> int:
         target = f"{_ident(dataset)}.{_ident(table)}"
-        with self._open() as con:
+        with self._connect() as con:
             translated = self._translate(con, sql, labels, f"creating {dataset}.{table} failed")
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(dataset)}")
             billed = self._billed_bytes(con, sql)
@@ -257,7 +258,7 @@ class DuckDBWarehouse(Warehouse):
     def _write(self, dataset: str, table: str, rows, schema: Schema, description: str, labels, write) -> int:
         target = f"{_ident(dataset)}.{_ident(table)}"
         try:
-            with self._staged(rows, schema) as (source, _), self._open() as con:
+            with self._staged(rows, schema) as (source, _), self._connect() as con:
                 con.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(dataset)}")
                 with _transaction(con):
                     exists = con.execute(
@@ -306,7 +307,7 @@ class DuckDBWarehouse(Warehouse):
         return self._write(dataset, table, rows, schema, description, None, write)
 
     def create_window_view(self, dataset: str, view: str, table_prefix: str) -> None:
-        with self._open() as con, _transaction(con):
+        with self._connect() as con, _transaction(con):
             self._window_view(con, dataset, view, table_prefix)
 
     def _window_view(self, con, dataset: str, view: str, table_prefix: str) -> None:
@@ -328,7 +329,7 @@ class DuckDBWarehouse(Warehouse):
         self._touch(con, dataset, view, "", None)
 
     def drop_tables(self, dataset: str, names: list[str]) -> None:
-        with self._open() as con, _transaction(con):
+        with self._connect() as con, _transaction(con):
             self._drop(con, dataset, names)
 
     def _drop(self, con, dataset: str, names: list[str]) -> None:
@@ -350,7 +351,7 @@ class DuckDBWarehouse(Warehouse):
 
     def _clean_staging(self, dataset: str, slug: str) -> None:
         now = _utcnow()
-        with self._open() as con:
+        with self._connect() as con:
             writers = [StagingWriter(*row) for row in con.execute(
                 f"SELECT token, pid, host, started FROM {INTERNAL_SCHEMA}.staging_writers "
                 "WHERE dataset = ? AND slug = ?", [dataset, slug]).fetchall()]
@@ -363,19 +364,19 @@ class DuckDBWarehouse(Warehouse):
 
     def _begin_publication(self, pub: Publication) -> None:
         w = pub.writer
-        with self._open() as con:
+        with self._connect() as con:
             con.execute(f"INSERT INTO {INTERNAL_SCHEMA}.staging_writers VALUES (?, ?, ?, ?, ?, ?)",
                         [w.token, pub.dataset, pub.slug, w.pid, w.host, w.started])
 
     def _abandon(self, pub: Publication) -> None:
-        with self._open() as con, _transaction(con):
+        with self._connect() as con, _transaction(con):
             self._drop(con, pub.dataset, self._staging_tables(con, pub.dataset, [pub.writer.token]))
             con.execute(f"DELETE FROM {INTERNAL_SCHEMA}.staging_writers WHERE token = ?", [pub.writer.token])
 
     def _swap(self, pub: Publication) -> None:
         """One transaction: readers (and a crash) see the old tables and views or the new ones."""
         dataset = _ident(pub.dataset)
-        with self._open() as con, _transaction(con):
+        with self._connect() as con, _transaction(con):
             self._drop(con, pub.dataset, [*pub.built, *pub.stale])
             for final, staged in pub.built.items():
                 con.execute(f"ALTER TABLE {dataset}.{_ident(staged.staging)} RENAME TO {_ident(final)}")
@@ -389,7 +390,7 @@ class DuckDBWarehouse(Warehouse):
             con.execute(f"DELETE FROM {INTERNAL_SCHEMA}.staging_writers WHERE token = ?", [pub.writer.token])
 
     def list_tables(self, dataset: str, prefix: str = "") -> list[str]:
-        with self._open() as con:
+        with self._connect() as con:
             rows = con.execute(
                 "SELECT table_name FROM duckdb_tables() WHERE schema_name = ? "
                 "UNION SELECT view_name FROM duckdb_views() WHERE schema_name = ? ORDER BY 1",
@@ -398,7 +399,7 @@ class DuckDBWarehouse(Warehouse):
         return [name for (name,) in rows if name.startswith(prefix)]
 
     def table_modified(self, dataset: str, table: str) -> dt.datetime | None:
-        with self._open() as con:
+        with self._connect() as con:
             exists = con.execute(
                 "SELECT COUNT(*) FROM (SELECT table_name AS n, schema_name AS s FROM duckdb_tables() "
                 "UNION ALL SELECT view_name, schema_name FROM duckdb_views()) WHERE s = ? AND n = ?",
@@ -414,7 +415,7 @@ class DuckDBWarehouse(Warehouse):
         return row[0] if row else dt.datetime(1970, 1, 1)
 
     def table_schema(self, dataset: str, table: str) -> list[str]:
-        with self._open() as con:
+        with self._connect() as con:
             rows = con.execute(
                 "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ? "
                 "ORDER BY column_index",
@@ -425,7 +426,7 @@ class DuckDBWarehouse(Warehouse):
     def query_costs(self, day: dt.date) -> pd.DataFrame:
         """bigquery-etl's rule on our own job history: the day's queries that wrote to the results dataset.
         `total_bytes_processed` is the estimate of what BigQuery on-demand would bill (`engines.query_bytes`)."""
-        with self._open() as con:
+        with self._connect() as con:
             return con.execute(
                 f"""
                 SELECT
@@ -446,7 +447,7 @@ class DuckDBWarehouse(Warehouse):
 
     def query_log(self, since: dt.datetime | None = None) -> pd.DataFrame:
         """Every query this warehouse ran (the embedded stand-in for BigQuery's job history)."""
-        with self._open() as con:
+        with self._connect() as con:
             sql = f"SELECT * FROM {INTERNAL_SCHEMA}.query_log"
             order = " ORDER BY submission_timestamp"
             if since is not None:
