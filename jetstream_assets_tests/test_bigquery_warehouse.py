@@ -1,21 +1,29 @@
 """The BigQuery engine's pure parts and its start-up checks (no emulator needed): label rules,
-Jetstream's error categories, load-job rows, credentials and engine selection."""
+Jetstream's error categories, load-job rows, credentials, engine selection, and the order of a
+publication's swap (on a recording stand-in for the client)."""
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import json
+import re
+from types import SimpleNamespace
 
 import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
 from google.api_core import exceptions as gexc
+from google.cloud import bigquery
 
 from jetstream_assets.core.schema import LOGS_SCHEMA, STATISTICS_SCHEMA
 from jetstream_assets.dagster_defs.resources import WarehouseResource, default_resources
 from jetstream_assets.engines.bigquery_warehouse import (
+    BigQueryError,
+    BigQueryOptions,
+    BigQueryWarehouse,
     bigquery_schema,
     error_category,
     job_labels,
@@ -24,6 +32,7 @@ from jetstream_assets.engines.bigquery_warehouse import (
     table_labels,
 )
 from jetstream_assets.engines.gcp_credentials import CredentialsError, check_credentials, decode_service_account_key
+from jetstream_assets.engines.publication import STAGING_PREFIX
 from jetstream_assets.engines.warehouse import QueryLabels
 from jetstream_assets_tests.emulators import without_default_credentials
 
@@ -126,3 +135,92 @@ def test_credentials_come_through_envvars_not_config(monkeypatch) -> None:
 def test_unknown_engine_is_named() -> None:
     with pytest.raises(dg.Failure, match="'oracle' is unknown"):
         WarehouseResource(engine="oracle").get_warehouse()
+
+
+# --- publication on BigQuery: the order of the swap ------------------------------------------------------
+
+class RecordingBigQuery:
+    """Stands in for `google.cloud.bigquery.Client` in the publication tests: neither BigQuery nor the emulator
+    runs here (the emulator tier needs BQEMULATOR_PYTHON). Tables live in a dict; every change is recorded."""
+
+    _DDL = re.compile(r"^(CREATE OR REPLACE TABLE|CREATE OR REPLACE VIEW|DROP TABLE IF EXISTS|DROP VIEW IF EXISTS) `([^`]+)`")
+
+    def __init__(self) -> None:
+        self.tables: dict[str, SimpleNamespace] = {}
+        self.changes: list[tuple[str, str]] = []
+        self.failing_copy_to: str | None = None
+
+    def _add(self, table_id: str, kind: str, description: str = "") -> None:
+        self.tables[table_id] = SimpleNamespace(
+            table_id=table_id.rsplit(".", 1)[-1], table_type=kind, description=description, num_rows=1,
+            created=dt.datetime.now(dt.timezone.utc), schema=[bigquery.SchemaField("point", "FLOAT64")], labels={})
+
+    def query(self, sql: str, **_) -> SimpleNamespace:
+        action, table_id = self._DDL.match(sql).groups()
+        if action.startswith("DROP"):
+            self.tables.pop(table_id, None)
+        else:
+            description = re.search(r"description = '([^']*)'", sql).group(1)
+            self._add(table_id, "VIEW" if "VIEW" in action else "TABLE", description)
+        self.changes.append((action.split()[0].lower() + (" view" if "VIEW" in action else ""), table_id))
+        return SimpleNamespace(result=lambda **_: None)
+
+    def copy_table(self, source: str, destination: str, **_) -> SimpleNamespace:
+        if destination == self.failing_copy_to:
+            raise gexc.InternalServerError("backend error")
+        self.tables[destination] = SimpleNamespace(**vars(self.tables[source]) | {"table_id": destination.rsplit(".", 1)[-1]})
+        self.changes.append(("copy", destination))
+        return SimpleNamespace(result=lambda **_: None)
+
+    def get_table(self, table_id: str, **_) -> SimpleNamespace:
+        if table_id not in self.tables:
+            raise gexc.NotFound(table_id)
+        return self.tables[table_id]
+
+    def list_tables(self, dataset: str, **_) -> list[SimpleNamespace]:
+        return [t for table_id, t in self.tables.items() if table_id.startswith(dataset + ".")]
+
+    def update_table(self, table: SimpleNamespace, fields: list[str], **_) -> SimpleNamespace:
+        return table
+
+
+def recording_warehouse() -> tuple[BigQueryWarehouse, RecordingBigQuery]:
+    client = RecordingBigQuery()
+    options = BigQueryOptions(retries=False, storage_read_api=False)
+    return BigQueryWarehouse(lambda: contextlib.nullcontext(client), "p", "d", "m", options), client
+
+
+def published(client: RecordingBigQuery) -> list[str]:
+    return sorted(t.table_id for t in client.tables.values() if not t.table_id.startswith(STAGING_PREFIX))
+
+
+def test_bigquery_publication_copies_every_table_before_dropping_or_recreating_views() -> None:
+    warehouse, client = recording_warehouse()
+    with warehouse.publication("d", "exp") as pub:
+        for window in (1, 2):
+            pub.create_table_as(f"statistics_exp_week_{window}", "SELECT 1.0 AS point", description="exp")
+        pub.create_window_view("statistics_exp_weekly", "statistics_exp_week_")
+    client.changes.clear()
+    with warehouse.publication("d", "exp") as pub:  # a rerun: window 2 is no longer configured
+        pub.drop(["statistics_exp_week_1", "statistics_exp_week_2", "statistics_exp_weekly"])
+        pub.create_table_as("statistics_exp_week_1", "SELECT 2.0 AS point", description="exp")
+        pub.create_window_view("statistics_exp_weekly", "statistics_exp_week_")
+    kinds = [kind for kind, _ in client.changes]
+    assert kinds == ["create", "copy", "drop", "create view", "drop"]  # staging, swap, stale, view, staging
+    assert client.changes[1] == ("copy", "p.d.statistics_exp_week_1")
+    assert client.changes[2] == ("drop", "p.d.statistics_exp_week_2")
+    assert published(client) == ["statistics_exp_week_1", "statistics_exp_weekly"]
+    assert not [t for t in client.tables.values() if t.table_id.startswith(STAGING_PREFIX)]
+
+
+def test_bigquery_publication_that_fails_to_copy_drops_nothing_published() -> None:
+    warehouse, client = recording_warehouse()
+    with warehouse.publication("d", "exp") as pub:
+        pub.create_table_as("statistics_exp_week_1", "SELECT 1.0 AS point", description="exp")
+    client.failing_copy_to = "p.d.statistics_exp_week_1"
+    with pytest.raises(BigQueryError, match="publishing d.statistics_exp_week_1"):
+        with warehouse.publication("d", "exp") as pub:
+            pub.drop(["statistics_exp_week_1"])
+            pub.create_table_as("statistics_exp_week_1", "SELECT 2.0 AS point", description="exp")
+    assert published(client) == ["statistics_exp_week_1"]
+    assert list(client.tables) == ["p.d.statistics_exp_week_1"]  # the staging table is gone too

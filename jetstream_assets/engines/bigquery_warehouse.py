@@ -37,13 +37,18 @@ from google.api_core import exceptions as gexc
 from google.cloud import bigquery
 
 from jetstream_assets.core.schema import QUERY_COST_SCHEMA, Field, Schema, column_names
-from jetstream_assets.engines.publication import STAGING_MAX_AGE, Publication, staging_name, staging_token
+from jetstream_assets.engines.publication import (
+    STAGING_MAX_AGE,
+    STAGING_PREFIX,
+    Publication,
+    staging_name,
+    staging_token,
+)
 from jetstream_assets.engines.warehouse import QueryLabels, Warehouse, WarehouseError
 from jetstream_assets.sql.dialect import quote_identifier, quote_string
 
 COST_PER_TIB_USD = 6.25  # BigQuery on-demand list price per TiB (contract §2)
 APPLICATION_LABEL = "jetstream-assets"
-STAGING_PREFIX = "_jetstream_staging_"
 
 ClientFactory = Callable[[], ContextManager[bigquery.Client]]
 
