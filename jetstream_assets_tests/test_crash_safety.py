@@ -142,10 +142,10 @@ def test_kill_at_any_step_leaves_the_published_state_and_the_next_run_completes_
 
     rerun = ("rerun", "--experiment-slug", TAB_GROUPS, "--date", DATE)
     # opening the warehouse to look costs the command time: look every 0.1 s; the bucket is cheap to watch
-    for what, reached, every in [("metrics are being built", building(home, SLUG), 0.1),
-                                 ("statistics are being built", building(home, "statistics_"), 0.1),
-                                 ("the bucket files are being exported", exporting(home), 0.001)]:
-        kill_when(home.start(*rerun), reached, what, every)
+    for what, kill_point, every in [("metrics are being built", lambda: building(home, SLUG), 0.1),
+                                    ("statistics are being built", lambda: building(home, "statistics_"), 0.1),
+                                    ("the bucket files are being exported", lambda: exporting(home), 0.001)]:
+        kill_when(home.start(*rerun), kill_point(), what, every)
         assert_same_tables(home, reference_tables)
         assert_same_files(home, reference_files)
 
