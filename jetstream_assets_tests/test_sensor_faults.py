@@ -52,9 +52,9 @@ from jetstream_assets_tests.small_sample import (
     analysis_resources,
     like_tab_groups,
     log_rows,
-    query,
     relations,
     small_demo_designs,
+    snapshot_rows,
     table_contents,
     write_small_sample,
 )
@@ -103,11 +103,6 @@ def partitions(instance: dg.DagsterInstance) -> set[str]:
 
 SCHEDULED = dt.datetime(2026, 10, 12, 4, 0, tzinfo=dt.timezone.utc)
 ANALYSED_ON_SCHEDULE = sorted([SEARCH_SHORTCUTS, TAB_GROUPS, BRAND_NEW])
-
-
-def snapshot_rows(home: Path) -> list[dict]:
-    frame = query(home, "SELECT * FROM monitoring.experimenter_experiments_v1 ORDER BY normandy_slug")
-    return json.loads(frame.to_json(orient="records"))
 
 
 def test_experimenter_outage_keeps_the_snapshot_and_the_daily_schedule(

@@ -23,7 +23,7 @@ from jetstream_assets.sample.designs import BranchDesign, ExperimentDesign
 from jetstream_assets.sample.experimenter_payload import experimenter_payload
 from jetstream_assets_tests.fixtures_sample import BackgroundCommand, cli_env, load_snapshot, new_dagster_home
 from jetstream_assets_tests.http_server import StubHttpServer
-from jetstream_assets_tests.small_sample import query
+from jetstream_assets_tests.small_sample import snapshot_rows
 
 TODAY = dt.datetime.now(dt.timezone.utc).date()
 LIVE = [f"live-experiment-{i}" for i in range(1, 5)]
@@ -52,11 +52,6 @@ def all_bad(payload: list[dict]) -> list[dict]:
 
 def only(slugs: list[str]) -> list[dict]:
     return [record for record in GOOD_PAYLOAD if record["slug"] in slugs]
-
-
-def snapshot_rows(home: Path) -> list[dict]:
-    frame = query(home, "SELECT * FROM monitoring.experimenter_experiments_v1 ORDER BY normandy_slug")
-    return json.loads(frame.to_json(orient="records"))
 
 
 def failure_text(result: dg.ExecuteInProcessResult) -> str:
