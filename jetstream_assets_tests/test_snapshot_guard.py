@@ -108,6 +108,17 @@ def test_guard_refuses_an_answer_with_no_usable_experiment(answer: list[dict]) -
         check_snapshot_change({}, parsed(answer), records=len(answer), max_live_loss=1.0)
 
 
+@pytest.mark.parametrize("field, value, setting", [
+    ("max_live_loss", "half", "JETSTREAM_SNAPSHOT_MAX_LIVE_LOSS"),
+    ("max_live_loss", "1.5", "JETSTREAM_SNAPSHOT_MAX_LIVE_LOSS"),
+    ("fetch_deadline_seconds", "0", "EXPERIMENTER_FETCH_DEADLINE_SECONDS"),
+])
+def test_a_bad_guard_setting_is_named(field: str, value: str, setting: str) -> None:
+    resource = ExperimenterResource(**{field: value})
+    with pytest.raises(dg.Failure, match=rf"{setting}='{value}' is not a number"):
+        resource.live_loss_limit if field == "max_live_loss" else resource.deadline_seconds  # noqa: B018
+
+
 # --- the snapshot step, through Dagster ----------------------------------------------------------
 
 SCENARIOS = {
