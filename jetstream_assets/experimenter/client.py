@@ -123,8 +123,11 @@ def _get_over_http(
             break
         except (requests.Timeout, urllib3.exceptions.TimeoutError):
             reason = f"timed out after {read_timeout:g}s"
-        except (requests.ConnectionError, urllib3.exceptions.HTTPError):
+        except (requests.ConnectionError, urllib3.exceptions.ProtocolError):
+            # ProtocolError: the connection broke while the body was streaming
             reason = "unreachable (connection failed)"
+        except urllib3.exceptions.HTTPError as exc:
+            raise ExperimenterError(f"{where}: unreadable response ({type(exc).__name__})") from None
         except requests.RequestException as exc:
             # Malformed URL and the like: retrying cannot help.
             raise ExperimenterError(f"{where}: request failed ({type(exc).__name__})") from None
