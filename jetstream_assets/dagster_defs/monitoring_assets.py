@@ -27,9 +27,9 @@ LOGS_KEY = dg.AssetKey(["monitoring", LOGS_TABLE])
     freshness_policy=EXPERIMENTER_SNAPSHOT_FRESHNESS,
     kinds=warehouse_kinds() | {"python"},
     description="Every Experimenter experiment (API v8), flattened as bigquery-etl does; fully replaced on each "
-    "load. A failed fetch (or one past EXPERIMENTER_FETCH_DEADLINE_SECONDS), or an answer with no usable "
-    "experiment or without too many of the live ones (JETSTREAM_SNAPSHOT_MAX_LIVE_LOSS), fails the step and "
-    "leaves the previous contents in place.",
+    "load. A failed fetch (or one still running after EXPERIMENTER_FETCH_DEADLINE_SECONDS), or an answer with "
+    "no usable experiment or lacking more than JETSTREAM_SNAPSHOT_MAX_LIVE_LOSS of the live ones, fails the step "
+    "and leaves the previous contents in place.",
 )
 def experimenter_experiments_v1(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, experimenter: ExperimenterResource
