@@ -24,6 +24,11 @@ SETTINGS = (
     Setting("JETSTREAM_MONITORING_DATASET", "monitoring", "monitoring dataset (DuckDB: a schema)"),
     Setting("JETSTREAM_BUCKET", "", "export target: a folder, or `gs://NAME` (empty: `$JETSTREAM_HOME/bucket`)"),
     Setting("EXPERIMENTER_URL", "", "Experimenter API v8 `.../api/v8/experiments/` or a local JSON file (empty: the bundled sample snapshot)"),
+    Setting("EXPERIMENTER_FETCH_DEADLINE_SECONDS", "120", "wall-clock limit of one Experimenter fetch, retries "
+            "included; a server still sending after it fails the snapshot step"),
+    Setting("JETSTREAM_SNAPSHOT_MAX_LIVE_LOSS", "0.5", "largest share (0..1) of the snapshot's live experiments an "
+            "Experimenter answer may lack; beyond it (or with no usable experiment) the last good snapshot is kept "
+            "and the snapshot step fails"),
     Setting("METRIC_HUB_PATH", "", "a local folder in metric-hub layout (empty: the bundled sample configs)"),
     Setting("JETSTREAM_QUERY_COST_ALERT_USD", "1.0", "a single query above this cost fails the cost check (severity WARN)"),
     Setting("JETSTREAM_DUCKDB_MEMORY_LIMIT", "", "embedded engine: DuckDB's `memory_limit` (e.g. `2GB`; it spills to disk "

@@ -204,12 +204,22 @@ def bigquery_python() -> str | None:
     return python if python and os.path.exists(python) else None
 
 
+def in_ci() -> bool:
+    """Whether `CI` is set (as CI services and `.ci/run` do)."""
+    return os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
+
+
 @contextlib.contextmanager
 def bigquery_emulator_or_skip() -> Iterator[str]:
-    """`bigquery_emulator()`, or a skipped test when BQEMULATOR_PYTHON names no interpreter."""
+    """`bigquery_emulator()`, or a skipped test when BQEMULATOR_PYTHON names no interpreter. In CI a
+    selected emulator test fails instead: a tier that skips everything must not pass (CI deselects the
+    tier with `-m "not bigquery_emulator"` where it has no emulator)."""
     python = bigquery_python()
     if python is None:
-        pytest.skip("BQEMULATOR_PYTHON is not set to a venv with bqemulator (docs/deployment.md, 'Test tiers')")
+        reason = "BQEMULATOR_PYTHON is not set to a venv with bqemulator (docs/deployment.md, 'Test tiers')"
+        if in_ci():
+            pytest.fail(f"CI: {reason}", pytrace=False)
+        pytest.skip(reason)
     with bigquery_emulator(python) as endpoint:
         yield endpoint
 

@@ -1,13 +1,15 @@
 """A real HTTP server on 127.0.0.1 that stands in for Experimenter in tests.
 
 `StubHttpServer` answers GETs on one path with a configurable response (404 elsewhere) and counts
-requests; `serve_json` is the context-manager form for code outside pytest fixtures.
+requests; it can also trickle a body a byte at a time, as a stalled proxy does. `serve_json` is the
+context-manager form for code outside pytest fixtures.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ class CannedResponse:
     status: int
     body: bytes
     content_type: str
+    trickle_interval: float = 0.0  # > 0: one byte of the body per interval
 
 
 class StubHttpServer:
@@ -34,6 +37,7 @@ class StubHttpServer:
         self._standing = CannedResponse(200, b"[]", "application/json")
         self._queued: list[CannedResponse] = []
         self._requests = 0
+        self._body_bytes_sent = 0
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
@@ -55,6 +59,12 @@ class StubHttpServer:
         with self._lock:
             return self._requests
 
+    @property
+    def body_bytes_sent(self) -> int:
+        """Body bytes written to clients so far, over all requests."""
+        with self._lock:
+            return self._body_bytes_sent
+
     def respond(self, payload: Any, status: int = 200) -> None:
         """Answer every later request with `payload` as JSON."""
         self.respond_raw(status, json.dumps(payload), content_type="application/json")
@@ -63,6 +73,11 @@ class StubHttpServer:
         """Answer every later request with exactly this status and body."""
         with self._lock:
             self._standing = CannedResponse(status, _as_bytes(body), content_type)
+
+    def respond_trickle(self, payload: Any, interval: float) -> None:
+        """Answer every later request with `payload` as JSON, sending one byte per `interval` seconds."""
+        with self._lock:
+            self._standing = CannedResponse(200, _as_bytes(json.dumps(payload)), "application/json", interval)
 
     def queue_raw(self, status: int, body: bytes | str, content_type: str = "text/plain") -> None:
         """Answer the next not-yet-answered request once with this, before the standing response."""
@@ -81,6 +96,10 @@ class StubHttpServer:
                 return CannedResponse(404, b"not found", "text/plain")
             return self._queued.pop(0) if self._queued else self._standing
 
+    def _count_sent(self, n: int) -> None:
+        with self._lock:
+            self._body_bytes_sent += n
+
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
@@ -91,7 +110,18 @@ class StubHttpServer:
                 self.send_header("Content-Type", response.content_type)
                 self.send_header("Content-Length", str(len(response.body)))
                 self.end_headers()
-                self.wfile.write(response.body)
+                if response.trickle_interval <= 0:
+                    self.wfile.write(response.body)
+                    server._count_sent(len(response.body))
+                    return
+                for offset in range(len(response.body)):
+                    try:
+                        self.wfile.write(response.body[offset:offset + 1])
+                        self.wfile.flush()
+                    except (BrokenPipeError, ConnectionResetError):
+                        return  # the client gave up
+                    server._count_sent(1)
+                    time.sleep(response.trickle_interval)
 
             def log_message(self, format: str, *args: Any) -> None:
                 # Keep test output clean.

@@ -153,3 +153,9 @@ def log_rows(home: Path, experiment: str | None = None) -> pd.DataFrame:
     if experiment is None:
         return query(home, f"SELECT * FROM {MONITORING_DATASET}.logs ORDER BY timestamp")
     return query(home, f"SELECT * FROM {MONITORING_DATASET}.logs WHERE experiment = ? ORDER BY timestamp", [experiment])
+
+
+def snapshot_rows(home: Path) -> list[dict[str, Any]]:
+    """`monitoring.experimenter_experiments_v1` as JSON-able records (it has nested columns), in slug order."""
+    frame = query(home, f"SELECT * FROM {MONITORING_DATASET}.experimenter_experiments_v1 ORDER BY normandy_slug")
+    return json.loads(frame.to_json(orient="records"))

@@ -245,29 +245,46 @@ def test_branch_without_clients_is_warned(bad_run: BadRun) -> None:
     assert warnings["message"].str.contains(EMPTY_BRANCH).any()
 
 
-NON_FINITE = ["infinite", "not_a_number", "log_of_zero"]
-
-
-@pytest.mark.parametrize("metric", NON_FINITE)
-def test_nan_and_infinite_values_are_never_published(bad_run: BadRun, metric: str) -> None:
+def statistics_per_metric(bad_run: BadRun) -> dict[tuple[str, str], int]:
     stats = runtime_statistics(bad_run)
-    rows = stats[stats["metric"] == metric]
-    values = rows[["point", "lower", "upper"]].to_numpy(dtype=float)
-    assert not np.isinf(values).any()
+    return stats.groupby(["metric", "statistic"]).size().to_dict()
+
+
+# rows of the metrics unaffected by NaN or infinite values: one per branch and basis for a count (3 branches,
+# the empty one included), a sum has no comparisons; every other statistic a row per branch and comparison
+UNAFFECTED = {("identity", "count"): 6, ("bad_parameter", "sum"): 4, ("zero_control", "mean"): 8}
 
 
 @pytest.mark.parametrize("metric", ["infinite", "log_of_zero"])
-def test_infinite_values_are_reported_per_statistic(bad_run: BadRun, metric: str) -> None:
-    errors = log_rows(bad_run.home, RUNTIME).query("log_level == 'ERROR'")
+def test_infinite_values_refuse_the_statistic_with_an_error_naming_metric_and_statistic(
+    bad_run: BadRun, metric: str
+) -> None:
+    errors = bad_run.errors(RUNTIME)
     rows = errors[errors["metric"] == metric]
-    assert set(rows["statistic"]) == {"bootstrap_mean"}
-    assert set(rows["segment"]) == {"all"}
-    assert rows["message"].str.contains("infinite").all()
+    assert sorted(rows["analysis_basis"]) == ["enrollments", "exposures"]  # one row per basis
+    assert set(rows["statistic"]) == {"bootstrap_mean"} and set(rows["segment"]) == {"all"}
+    assert set(rows["exception_type"]) == {"StatisticComputationError"}
+    for message in rows["message"]:
+        assert f"statistic bootstrap_mean of metric {metric} failed" in message
+        assert "infinite value(s)" in message and "remove_indefinites" in message
+    published = statistics_per_metric(bad_run)
+    assert not [key for key in published if key[0] == metric]  # refused, not published as NULL or inf
+    assert UNAFFECTED.items() <= published.items()  # the other metrics' statistics are all there
 
 
-def test_nan_values_are_reported_and_left_out_like_nulls(bad_run: BadRun) -> None:
+def test_nan_values_are_warned_and_left_out_like_nulls(bad_run: BadRun) -> None:
     # NaN and NULL are the same once in pandas; the warehouse tells them apart and the user is warned
     warnings = log_rows(bad_run.home, RUNTIME).query("log_level == 'WARNING'")
     rows = warnings[warnings["metric"] == "not_a_number"]
-    assert set(rows["analysis_basis"]) == {"enrollments", "exposures"}
-    assert rows["message"].str.contains("NaN").all()
+    assert sorted(rows["analysis_basis"]) == ["enrollments", "exposures"]
+    for message in rows["message"]:
+        assert "metric not_a_number has" in message and "NaN value(s)" in message and "left out like NULLs" in message
+    assert not bad_run.errors(RUNTIME)["metric"].eq("not_a_number").any()
+    stats = runtime_statistics(bad_run)
+    mean = stats[stats["metric"] == "not_a_number"]
+    assert set(mean["statistic"]) == {"mean"}
+    assert len(mean) == 12  # 2 branches x (the branch + 2 comparisons) x 2 bases; the empty branch has no mean
+    assert np.isfinite(mean[["point", "lower", "upper"]].to_numpy(dtype=float)).all()
+    # every value left is 1.0 (the SQL's other case): means of 1, differences and uplifts of 0
+    assert set(mean.loc[mean["comparison"].isna(), "point"]) == {1.0}
+    assert set(mean.loc[mean["comparison"].notna(), "point"]) == {0.0}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pandas as pd
@@ -105,13 +104,12 @@ def test_moment_matched_bootstrap_equals_exact_draws_within_monte_carlo_error():
         assert abs(np.quantile(shortcut, q) - np.quantile(exact, q)) < 0.07 * sd
 
 
-def test_bootstrap_mean_two_by_100k_by_10k_takes_well_under_a_second():
+def test_bootstrap_mean_two_by_100k_by_10k_finds_the_planted_uplift():
+    # its speed (2 x 100k clients, 10k samples) is measured by benchmarks/bench_statistics.py
     rng = np.random.default_rng(2024)
     df = pd.DataFrame({"branch": np.repeat(["control", "treatment"], 100_000),
                        "m": np.r_[rng.gamma(0.5, 4.0, 100_000), rng.gamma(0.5, 4.1, 100_000)]})
-    start = time.perf_counter()
     rows = compute("bootstrap_mean", df, "m", seed=1)
-    assert time.perf_counter() - start < 1.0  # mozanalysis takes ~36 s for one reference branch
     assert row(rows, "treatment", "relative_uplift", "control").point == pytest.approx(0.025, abs=0.02)
 
 

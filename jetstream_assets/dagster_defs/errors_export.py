@@ -11,6 +11,7 @@ import dagster as dg
 from jetstream_assets.analysis.exports import export_errors, errors_window_start
 from jetstream_assets.dagster_defs.markdown import md_table
 from jetstream_assets.dagster_defs.resources import BucketResource, WarehouseResource
+from jetstream_assets.dagster_defs.table_name_owner import clash_of
 from jetstream_assets.experimenter.store import read_snapshot
 
 ERRORS_JSON_KEY = dg.AssetKey(["bucket", "errors_json"])
@@ -33,7 +34,10 @@ def publish_errors(context, warehouse: WarehouseResource, bucket: BucketResource
 def _export(context, wh, bucket: BucketResource, started: dt.datetime) -> None:
     slug = context.partition_key
     try:
-        experiment = read_snapshot(wh, today=started.date()).get(slug)
+        experiments = read_snapshot(wh, today=started.date())
+        if clash_of(context.instance, slug, experiments) is not None:
+            return  # the file's name belongs to another experiment; the step logged why
+        experiment = experiments.get(slug)
         result = export_errors(wh, bucket.get_bucket(), slug, errors_window_start(experiment, started))
         context.log_event(
             dg.AssetMaterialization(

@@ -16,6 +16,7 @@ from jetstream_assets.analysis.plan import AnalysisPlan, plan_analysis
 from jetstream_assets.analysis.runnable import ValidationException, check_runnable, slug_warning
 from jetstream_assets.dagster_defs.resources import MetricHubResource, WarehouseResource
 from jetstream_assets.dagster_defs.run_tags import RunSettings, run_settings
+from jetstream_assets.dagster_defs.table_name_owner import refuse_shared_table_name
 from jetstream_assets.engines.warehouse import Warehouse
 from jetstream_assets.experimenter.store import SNAPSHOT_TABLE, read_snapshot
 from jetstream_assets.metric_hub.errors import ConfigError
@@ -80,7 +81,7 @@ def captured_logs(warehouse: Warehouse, dagster_context) -> Iterator[tuple[loggi
         logger.removeHandler(forwarder)
 
 
-def _load(step: ExperimentStep, metric_hub: MetricHubResource) -> None:
+def _load(step: ExperimentStep, metric_hub: MetricHubResource, instance: dg.DagsterInstance) -> None:
     today = dt.datetime.now(dt.timezone.utc).date()
     experiments = read_snapshot(step.warehouse, today=today)
     experiment = experiments.get(step.slug)
@@ -89,6 +90,7 @@ def _load(step: ExperimentStep, metric_hub: MetricHubResource) -> None:
             f"experiment {step.slug!r} is not in {step.warehouse.monitoring_dataset}.{SNAPSHOT_TABLE}; "
             "materialize experimenter_experiments_v1 first",
         )
+    refuse_shared_table_name(instance, step.slug, experiments, step.log)
     warning = slug_warning(step.slug)
     if warning:
         step.log.warning("%s: %s", step.slug, warning, extra=context(experiment=step.slug))
@@ -114,7 +116,7 @@ def experiment_step(
         step = ExperimentStep(slug=slug, warehouse=wh, settings=run_settings(dagster_context.run.tags), log=log,
                               logs_handler=handler)
         try:
-            _load(step, metric_hub)
+            _load(step, metric_hub, dagster_context.instance)
         except ValidationException as e:
             step.skip_reason = str(e)
             log.warning("%s: not analysed: %s", slug, e, exc_info=e, extra=context(experiment=slug))

@@ -13,7 +13,8 @@ from jetstream_assets.dagster_defs.markdown import md_table
 from jetstream_assets.dagster_defs.resources import ExperimenterResource, WarehouseResource
 from jetstream_assets.experimenter.client import ExperimenterError, display_source, fetch_experimenter_payload
 from jetstream_assets.experimenter.parse import parse_experiments
-from jetstream_assets.experimenter.store import SNAPSHOT_TABLE, write_snapshot
+from jetstream_assets.experimenter.snapshot_guard import SnapshotRefused, check_snapshot_change
+from jetstream_assets.experimenter.store import SNAPSHOT_TABLE, read_snapshot, write_snapshot
 
 MONITORING_GROUP = "monitoring"
 SNAPSHOT_KEY = dg.AssetKey(["monitoring", SNAPSHOT_TABLE])
@@ -26,21 +27,36 @@ LOGS_KEY = dg.AssetKey(["monitoring", LOGS_TABLE])
     freshness_policy=EXPERIMENTER_SNAPSHOT_FRESHNESS,
     kinds=warehouse_kinds() | {"python"},
     description="Every Experimenter experiment (API v8), flattened as bigquery-etl does; fully replaced on each "
-    "load. A failed fetch leaves the previous contents in place.",
+    "load. A failed fetch (or one still running after EXPERIMENTER_FETCH_DEADLINE_SECONDS), or an answer with "
+    "no usable experiment or lacking more than JETSTREAM_SNAPSHOT_MAX_LIVE_LOSS of the live ones, fails the step "
+    "and leaves the previous contents in place.",
 )
 def experimenter_experiments_v1(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, experimenter: ExperimenterResource
 ) -> dg.MaterializeResult:
     source = experimenter.source
+    today = dt.datetime.now(dt.timezone.utc).date()
     try:
-        payload = fetch_experimenter_payload(source)
+        payload = fetch_experimenter_payload(source, deadline_seconds=experimenter.deadline_seconds)
     except ExperimenterError as e:
         # nothing is written: the table keeps its last good contents and no partition is touched
         raise dg.Failure(description=str(e), metadata={"source": display_source(source)}) from e
-    parsed = parse_experiments(payload, today=dt.datetime.now(dt.timezone.utc).date())
+    parsed = parse_experiments(payload, today=today)
     for problem in parsed.problems:
         context.log.warning(f"Experimenter record skipped ({display_source(source)}): {problem}")
-    rows = write_snapshot(warehouse.get_warehouse(), parsed.experiments)
+    wh = warehouse.get_warehouse()
+    try:
+        check_snapshot_change(
+            read_snapshot(wh, today=today), parsed.experiments,
+            records=len(payload), max_live_loss=experimenter.live_loss_limit,
+        )
+    except SnapshotRefused as e:
+        raise dg.Failure(
+            description=f"{display_source(source)}: snapshot not replaced: {e}",
+            metadata={"source": display_source(source), "records": len(payload),
+                      "usable": len(parsed.experiments)},
+        ) from None
+    rows = write_snapshot(wh, parsed.experiments)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": rows,

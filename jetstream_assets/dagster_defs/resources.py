@@ -148,13 +148,36 @@ class BucketResource(dg.ConfigurableResource):
 
 
 class ExperimenterResource(dg.ConfigurableResource):
-    """Experimenter API v8 (http/https URL) or a local JSON file with the same body."""
+    """Experimenter API v8 (http/https URL) or a local JSON file with the same body, and the guards
+    on what an answer may do to the snapshot."""
 
     url: str = ""
+    fetch_deadline_seconds: str = _DEFAULTS["EXPERIMENTER_FETCH_DEADLINE_SECONDS"]
+    max_live_loss: str = _DEFAULTS["JETSTREAM_SNAPSHOT_MAX_LIVE_LOSS"]
 
     @property
     def source(self) -> str:
         return self.url or bundled_experimenter_snapshot()
+
+    @property
+    def deadline_seconds(self) -> float:
+        return _number("EXPERIMENTER_FETCH_DEADLINE_SECONDS", self.fetch_deadline_seconds, low=0.0, low_open=True)
+
+    @property
+    def live_loss_limit(self) -> float:
+        return _number("JETSTREAM_SNAPSHOT_MAX_LIVE_LOSS", self.max_live_loss, low=0.0, high=1.0)
+
+
+def _number(setting_name: str, text: str, *, low: float, high: float | None = None, low_open: bool = False) -> float:
+    """`text` as a float within bounds, or a Failure naming the setting."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value > low if low_open else value >= low) or (high is not None and not value <= high):
+        bounds = f"{'>' if low_open else '>='} {low:g}" + (f" and <= {high:g}" if high is not None else "")
+        raise dg.Failure(f"{setting_name}={text!r} is not a number {bounds}")
+    return value
 
 
 class MetricHubResource(dg.ConfigurableResource):
@@ -198,7 +221,11 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
             gcp_credentials=_env("JETSTREAM_GCP_CREDENTIALS"),
             gcs_endpoint=_env("JETSTREAM_GCS_ENDPOINT"),
         ),
-        "experimenter": ExperimenterResource(url=_env("EXPERIMENTER_URL")),
+        "experimenter": ExperimenterResource(
+            url=_env("EXPERIMENTER_URL"),
+            fetch_deadline_seconds=_env("EXPERIMENTER_FETCH_DEADLINE_SECONDS"),
+            max_live_loss=_env("JETSTREAM_SNAPSHOT_MAX_LIVE_LOSS"),
+        ),
         "metric_hub": MetricHubResource(path=_env("METRIC_HUB_PATH")),
         "alerts": AlertSettingsResource(query_cost_alert_usd=_env("JETSTREAM_QUERY_COST_ALERT_USD")),
     }

@@ -3,6 +3,9 @@
 Every failure surfaces as one `ExperimenterError` whose message names the source and the reason.
 Messages never carry URL credentials or query strings, and the underlying exceptions are not
 chained (`from None`) because their text and tracebacks repeat the full URL.
+
+An HTTP fetch, retries included, ends within a wall-clock deadline: `requests`' timeout bounds each
+read only, so a server that trickles a byte at a time would otherwise hold the fetch forever.
 """
 
 from __future__ import annotations
@@ -15,8 +18,11 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 from urllib.request import url2pathname
 
 import requests
+import urllib3
 
 USER_AGENT = "jetstream-assets"
+DEFAULT_DEADLINE_SECONDS = 120.0
+_CHUNK_BYTES = 1 << 16
 
 
 class ExperimenterError(RuntimeError):
@@ -29,21 +35,26 @@ def fetch_experimenter_payload(
     timeout: float = 30.0,
     attempts: int = 2,
     retry_delay: float = 1.0,
+    deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
 ) -> list[dict[str, Any]]:
     """The JSON array served at `source` (Experimenter's `/api/v8/experiments/` body).
 
     HTTP sources are retried up to `attempts` times on connection errors, timeouts and 5xx,
-    sleeping `retry_delay * attempt` seconds in between. Array elements are not validated
-    here: `parse.parse_experiments` reports bad records one by one.
+    sleeping `retry_delay * attempt` seconds in between; the whole fetch, retries and waits
+    included, gives up after `deadline_seconds`. Array elements are not validated here:
+    `parse.parse_experiments` reports bad records one by one.
     """
     if attempts < 1:
         raise ValueError("attempts must be at least 1")
+    if deadline_seconds <= 0:
+        raise ValueError("deadline_seconds must be positive")
     scheme = urlsplit(source).scheme.lower()
     # A one-letter "scheme" is a Windows drive letter, i.e. a plain path.
     if scheme in ("http", "https"):
         where = display_source(source)
+        deadline = _Deadline(deadline_seconds)
         body = _get_over_http(
-            source, where, timeout=timeout, attempts=attempts, retry_delay=retry_delay
+            source, where, timeout=timeout, attempts=attempts, retry_delay=retry_delay, deadline=deadline
         )
     elif scheme == "file":
         where = display_source(source)
@@ -75,29 +86,76 @@ def display_source(source: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
+class _Deadline:
+    """A monotonic wall-clock limit shared by every attempt of one fetch."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self._ends = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        return self._ends - time.monotonic()
+
+
+class _DeadlineReached(Exception):
+    pass
+
+
 def _get_over_http(
-    url: str, where: str, *, timeout: float, attempts: int, retry_delay: float
+    url: str, where: str, *, timeout: float, attempts: int, retry_delay: float, deadline: _Deadline
 ) -> bytes:
     reason = ""
-    for attempt in range(1, attempts + 1):
+    attempt = 0
+    while attempt < attempts and deadline.remaining() > 0:
+        attempt += 1
+        read_timeout = min(timeout, deadline.remaining())
         try:
-            response = requests.get(url, timeout=timeout, headers={"User-Agent": USER_AGENT})
-        except requests.Timeout:
-            reason = f"timed out after {timeout:g}s"
-        except requests.ConnectionError:
+            with requests.get(
+                url, timeout=read_timeout, headers={"User-Agent": USER_AGENT}, stream=True
+            ) as response:
+                if response.status_code < 400:
+                    return _read_body(response, deadline, per_read=timeout)
+                reason = f"HTTP {response.status_code} {response.reason or ''}".rstrip()
+                if response.status_code < 500:
+                    raise ExperimenterError(f"{where}: {reason}")
+        except _DeadlineReached:
+            reason = "the body was still arriving"
+            break
+        except (requests.Timeout, urllib3.exceptions.TimeoutError):
+            reason = f"timed out after {read_timeout:g}s"
+        except (requests.ConnectionError, urllib3.exceptions.ProtocolError):
+            # ProtocolError: the connection broke while the body was streaming
             reason = "unreachable (connection failed)"
+        except urllib3.exceptions.HTTPError as exc:
+            raise ExperimenterError(f"{where}: unreadable response ({type(exc).__name__})") from None
         except requests.RequestException as exc:
             # Malformed URL and the like: retrying cannot help.
             raise ExperimenterError(f"{where}: request failed ({type(exc).__name__})") from None
-        else:
-            if response.status_code < 400:
-                return response.content
-            reason = f"HTTP {response.status_code} {response.reason or ''}".rstrip()
-            if response.status_code < 500:
-                raise ExperimenterError(f"{where}: {reason}")
         if attempt < attempts:
-            time.sleep(retry_delay * attempt)
-    raise ExperimenterError(f"{where}: {reason} (gave up after {attempts} attempt(s))")
+            time.sleep(max(0.0, min(retry_delay * attempt, deadline.remaining())))
+    if deadline.remaining() <= 0:
+        raise ExperimenterError(
+            f"{where}: no complete answer within the {deadline.seconds:g}s deadline"
+            f" ({reason}; gave up after {attempt} attempt(s))"
+        )
+    raise ExperimenterError(f"{where}: {reason} (gave up after {attempt} attempt(s))")
+
+
+def _read_body(response: requests.Response, deadline: _Deadline, *, per_read: float) -> bytes:
+    """The body, read as it arrives; every wait on the socket ends by the deadline."""
+    chunks: list[bytes] = []
+    while True:
+        remaining = deadline.remaining()
+        if remaining <= 0:
+            raise _DeadlineReached
+        connection = response.raw.connection
+        if connection is not None and connection.sock is not None:
+            connection.sock.settimeout(min(per_read, remaining))
+        # read1 returns whatever has arrived, so a trickle cannot hold one call for long
+        chunk = response.raw.read1(_CHUNK_BYTES, decode_content=True)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
 
 
 def _file_url_path(url: str) -> Path:
