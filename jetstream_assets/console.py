@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from jetstream_assets.stop_signals import stop_requested
+
 if TYPE_CHECKING:  # the runner prints through this module's logger; only its types are needed here
     from jetstream_assets.runner import ExperimentOutcome, RunReport
 
@@ -19,8 +21,15 @@ def one_line(text: str) -> str:
 
 
 class _OneLineFormatter(logging.Formatter):
+    """Without Dagster's stack traces: the run's event log in the instance keeps them for the UI."""
+
     def format(self, record: logging.LogRecord) -> str:
-        return one_line(super().format(record))
+        return one_line(super().format(record).split("Stack Trace:", 1)[0])
+
+
+def _not_stopping(_record: logging.LogRecord) -> bool:
+    """After SIGINT/SIGTERM the interrupted run's errors are noise: the CLI's last line says what stopped."""
+    return stop_requested() is None
 
 
 @dg.logger(
@@ -31,6 +40,7 @@ def one_line_console_logger(init_context: dg.InitLoggerContext) -> logging.Logge
     logger = logging.Logger("jetstream-assets", level=init_context.logger_config["log_level"])
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_OneLineFormatter("%(levelname)s - %(message)s"))
+    handler.addFilter(_not_stopping)
     logger.addHandler(handler)
     return logger
 

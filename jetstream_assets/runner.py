@@ -172,6 +172,20 @@ def experiments_to_analyse(instance: dg.DagsterInstance, date: dt.date, slugs: l
     return wanted
 
 
+def check_metric_hub_path() -> None:
+    """An unreadable metric-hub folder would fail every experiment alike (or, if missing, analyse them
+    without their configs): refuse it before any run."""
+    path = setting("METRIC_HUB_PATH")
+    if not path:
+        return
+    try:
+        if not Path(path).is_dir():
+            raise ValueError(f"METRIC_HUB_PATH={path} is not a folder (it must hold metric-hub's layout)")
+        os.listdir(path)
+    except OSError as e:
+        raise ValueError(f"METRIC_HUB_PATH={path} cannot be read: {e.strerror}") from e
+
+
 def daily_run(
     date: dt.date, slugs: list[str] | None = None, *, rerun: bool = False, progress: Progress | None = None
 ) -> RunReport:
@@ -180,6 +194,7 @@ def daily_run(
     SIGINT/SIGTERM stop them all (`RunStopped`)."""
     from jetstream_assets.dagster_defs.resources import initialized_resources
 
+    check_metric_hub_path()
     instance = dagster_instance(setting("JETSTREAM_HOME"))
     wanted: list[str] | None = None
     current: str | None = None

@@ -4,7 +4,8 @@ Between Dagster runs the handler raises `Stopped` at once. During a run Dagster 
 handler for both signals: it turns the signal into an interrupt of the running step (the step fails,
 the run ends FAILURE) and then forgets it, and may drop a signal that arrived outside a step. The
 wakeup fd records every signal whatever handler is installed, so `raise_if_stopped()` after each
-run turns it back into `Stopped`.
+run turns it back into `Stopped`, and `stop_requested()` tells the console to stop echoing the
+errors the interrupted run raises (DuckDB reports an interrupted query as its own error).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class Stopped(KeyboardInterrupt):
 
 
 _wakeup_read_fd: int | None = None
+_received: list[int] = []  # stop signals read from the wakeup fd, oldest first
 
 
 def _raise_stopped(signum: int, _frame: FrameType | None) -> None:
@@ -55,6 +57,7 @@ def stop_on_signals() -> Iterator[None]:
     previous = {s: signal.signal(s, _raise_stopped) for s in STOP_SIGNALS}
     previous_wakeup = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
     _wakeup_read_fd = read_fd
+    _received.clear()
     try:
         yield
     finally:
@@ -66,14 +69,19 @@ def stop_on_signals() -> Iterator[None]:
         os.close(write_fd)
 
 
+def stop_requested() -> int | None:
+    """The first SIGINT or SIGTERM received so far, if any (always None outside `stop_on_signals`)."""
+    if _wakeup_read_fd is not None:
+        try:
+            received = os.read(_wakeup_read_fd, 512)
+        except BlockingIOError:
+            received = b""
+        _received.extend(signum for signum in received if signum in STOP_SIGNALS)
+    return _received[0] if _received else None
+
+
 def raise_if_stopped() -> None:
-    """Raise `Stopped` if SIGINT or SIGTERM arrived since the last call (no-op outside `stop_on_signals`)."""
-    if _wakeup_read_fd is None:
-        return
-    try:
-        received = os.read(_wakeup_read_fd, 512)
-    except BlockingIOError:
-        return
-    stops = [signum for signum in received if signum in STOP_SIGNALS]
-    if stops:
-        raise Stopped(stops[0])
+    """Raise `Stopped` if SIGINT or SIGTERM has arrived."""
+    signum = stop_requested()
+    if signum is not None:
+        raise Stopped(signum)
