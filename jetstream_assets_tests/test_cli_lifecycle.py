@@ -6,6 +6,7 @@ stderr (exit 1, the traceback only with --verbose)."""
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import signal
 import subprocess
@@ -15,8 +16,18 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from jetstream_assets_tests.fixtures_sample import CLI, cli_env, new_dagster_home
-from jetstream_assets_tests.small_sample import ONBOARDING, TAB_GROUPS, log_rows, small_demo_designs, write_small_sample
+from jetstream_assets.dagster_defs.partitions import experiments_partitions
+from jetstream_assets.dagster_defs.run_tags import daily_tags
+from jetstream_assets.dagster_defs.sensors import analysis_run_failure_sensor
+from jetstream_assets_tests.fixtures_sample import ANALYSIS_ASSETS, CLI, cli_env, new_dagster_home
+from jetstream_assets_tests.small_sample import (
+    ONBOARDING,
+    TAB_GROUPS,
+    analysis_resources,
+    log_rows,
+    small_demo_designs,
+    write_small_sample,
+)
 
 RERUN_DATE = "2026-10-11"  # pre-enrollment week and two weekly windows: each experiment's run takes a while
 QUICK_DATE = "2026-10-05"  # no window ready: a run that only checks enrollments
@@ -157,3 +168,42 @@ def test_an_unreadable_metric_hub_path_names_the_setting(usable, tmp_path: Path,
     hub = tmp_path / path
     env = env | {"METRIC_HUB_PATH": str(hub), "DAGSTER_HOME": str(new_dagster_home(tmp_path / "dh"))}
     _fails_cleanly(env, names=f"METRIC_HUB_PATH={hub}")
+
+
+# --- the run-failure sensor watches every job of an experiment partition ------------------------
+
+
+def test_run_failure_sensor_logs_a_failed_ui_backfill_run_of_the_implicit_asset_job(tmp_path: Path) -> None:
+    """Driven through Dagster's own run-status evaluation (cursor, job matching), not by calling the
+    sensor function on a hand-made context."""
+    home, _, _ = _homes(tmp_path)
+    resources = analysis_resources(home)
+    defs = dg.Definitions(assets=ANALYSIS_ASSETS, sensors=[analysis_run_failure_sensor], resources=resources)
+    asset_job = defs.resolve_implicit_global_asset_job_def()
+    assert asset_job.name == "__ASSET_JOB"
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(experiments_partitions.name, [TAB_GROUPS])
+
+        def tick(cursor: str | None):
+            context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources, definitions=defs)
+            return analysis_run_failure_sensor.evaluate_tick(context).cursor
+
+        cursor = tick(None)  # the first tick only sets the cursor
+        warehouse = home / "warehouse.duckdb"
+        intact = warehouse.with_name("intact.duckdb")
+        warehouse.rename(intact)
+        warehouse.write_bytes(b"not a database" * 100)  # the run fails before the analysis can log
+        try:
+            failed = asset_job.execute_in_process(
+                instance=instance, partition_key=TAB_GROUPS, tags=daily_tags(dt.date.fromisoformat(QUICK_DATE)),
+                raise_on_error=False,
+            )
+        finally:
+            intact.replace(warehouse)
+        assert not failed.success
+        assert log_rows(home, TAB_GROUPS).empty
+
+        tick(cursor)
+
+    [row] = log_rows(home, TAB_GROUPS).to_dict("records")
+    assert failed.run_id in row["message"] and "__ASSET_JOB" in row["message"]
