@@ -196,9 +196,8 @@ def daily_run(
 
     check_metric_hub_path()
     instance = dagster_instance(setting("JETSTREAM_HOME"))
-    wanted: list[str] | None = None
-    current: str | None = None
-    done = 0
+    current: str | None = None  # the experiment being analysed
+    not_started: int | None = None  # None until the experiments are listed
     try:
         mark_dead_runs_failed(instance, initialized_resources()["warehouse"].get_warehouse())
         snapshot = refresh_snapshot(instance)
@@ -209,20 +208,18 @@ def daily_run(
         for slug in missing:
             report.outcomes.append(ExperimentOutcome(slug, "failed", "", "not in the Experimenter snapshot"))
         for index, slug in enumerate(wanted, start=1):
-            current = slug
+            current, not_started = slug, len(wanted) - index
             if progress:
                 progress.started(slug, index, len(wanted))
             started = time.monotonic()
             outcome = analyse(instance, slug, date, rerun=rerun)
             raise_if_stopped()
-            done = index
-            current = None
             report.outcomes.append(outcome)
             if progress:
                 progress.finished(outcome, time.monotonic() - started)
+        current, not_started = None, 0
         run_monitoring(instance)
         raise_if_stopped()
     except Stopped as stop:
-        not_started = None if wanted is None else len(wanted) - done - (1 if current else 0)
         raise RunStopped(stop.signum, current, not_started) from None
     return report
