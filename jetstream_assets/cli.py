@@ -16,29 +16,22 @@ def _date(value: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"{value!r} is not a YYYY-MM-DD date") from None
 
 
-def _print_report(report) -> None:
-    print(f"analysis date {report.date}: Experimenter snapshot {'refreshed' if report.snapshot_ok else 'NOT refreshed (kept the last good one)'}")
-    for o in report.outcomes:
-        line = f"  {o.status:9} {o.slug}"
-        if o.detail:
-            line += f"  ({o.detail})"
-        print(line)
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
+    from jetstream_assets.console import ProgressPrinter, print_report
     from jetstream_assets.runner import daily_run
 
-    report = daily_run(args.date, args.experiment_slug or None)
-    _print_report(report)
+    report = daily_run(args.date, args.experiment_slug or None, progress=ProgressPrinter())
+    print_report(report)
     return 1 if report.failed or not report.snapshot_ok else 0
 
 
 def _cmd_rerun(args: argparse.Namespace) -> int:
+    from jetstream_assets.console import ProgressPrinter, print_report
     from jetstream_assets.dagster_defs.run_tags import yesterday
     from jetstream_assets.runner import daily_run
 
-    report = daily_run(args.date or yesterday(), args.experiment_slug, rerun=True)
-    _print_report(report)
+    report = daily_run(args.date or yesterday(), args.experiment_slug, rerun=True, progress=ProgressPrinter())
+    print_report(report)
     return 1 if report.failed else 0
 
 
@@ -58,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jetstream-assets", description="Jetstream's experiment analysis as a Dagster asset graph."
     )
+    parser.add_argument("--verbose", action="store_true", help="print the traceback of an error that stops the command")
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="write the bundled sample into --home and run the whole pipeline on it")
@@ -82,10 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from jetstream_assets.command_errors import exit_code_of
+
     args = build_parser().parse_args(argv)
     if getattr(args, "home", None):
         os.environ["JETSTREAM_HOME"] = args.home
-    return args.func(args)
+    return exit_code_of(lambda: args.func(args), verbose=args.verbose)
 
 
 if __name__ == "__main__":

@@ -7,23 +7,31 @@ from pathlib import Path
 
 import duckdb
 
-from jetstream_assets.sample.designs import DEMO_BROKEN_METRIC_SLUG, DEMO_SRM_SLUG
+from jetstream_assets.console import ProgressPrinter, print_report
+from jetstream_assets.sample.designs import DEMO_BROKEN_METRIC, DEMO_BROKEN_METRIC_SLUG, DEMO_SRM_SLUG
 from jetstream_assets.settings import setting
 
-# experiments whose checks fail on purpose
-BROKEN_ON_PURPOSE = (DEMO_SRM_SLUG, DEMO_BROKEN_METRIC_SLUG)
+# experiments whose checks fail on purpose, and what the user sees of it while they run
+PLANTED_FAILURES = {
+    DEMO_SRM_SLUG: "planted failure: a 58/42 split where 50/50 was planned; its sample_ratio check will FAIL",
+    DEMO_BROKEN_METRIC_SLUG: f"planted failure: metric {DEMO_BROKEN_METRIC} reads a column that does not exist; "
+    "expect ERROR lines for it below, its checks will FAIL, and its other metrics are still published",
+}
+CHECK_HEADER = ("experiment", "asset", "check", "result", "severity", "description")
 
 
 def _print_checks(report) -> None:
-    print(f"\nAsset checks (failures planted on purpose in {' and '.join(BROKEN_ON_PURPOSE)}):")
-    for outcome in report.outcomes:
-        if not outcome.checks:
-            continue
-        print(f"  {outcome.slug}")
-        for check in outcome.checks:
-            verdict = "passed" if check.passed else "FAILED"
-            name = f"{check.asset_key.to_user_string()} {check.check_name}"
-            print(f"    {name:<45} {verdict:<6} {check.severity.value:<5} {check.description or ''}")
+    print(f"\nAsset checks (failures planted on purpose in {' and '.join(PLANTED_FAILURES)}):")
+    rows = [
+        (o.slug, c.asset_key.to_user_string(), c.check_name, "passed" if c.passed else "FAILED",
+         c.severity.value, c.description or "")
+        for o in report.outcomes for c in o.checks
+    ]
+    # every column padded to its widest cell but the last (the description), which runs on
+    widths = [max(len(row[i]) for row in [CHECK_HEADER, *rows]) for i in range(len(CHECK_HEADER) - 1)] + [0]
+    rule = tuple("-" * w for w in widths[:-1]) + ("-" * len(CHECK_HEADER[-1]),)
+    for row in [CHECK_HEADER, rule, *rows]:
+        print("  " + "  ".join(f"{cell:<{w}}" for cell, w in zip(row, widths)).rstrip())
 
 
 def _summary(report) -> None:
@@ -51,14 +59,14 @@ def _summary(report) -> None:
 
 
 def run_demo() -> int:
-    from jetstream_assets.sample.demo import write_demo_sample
+    from jetstream_assets.sample.demo_sample import write_demo_sample
     from jetstream_assets.sample.designs import DEMO_ANALYSIS_DATE
 
     home = Path(setting("JETSTREAM_HOME")).expanduser().absolute()
     home.mkdir(parents=True, exist_ok=True)
     os.environ["JETSTREAM_HOME"] = str(home)
     snapshot = home / "experimenter_v8.json"
-    print(f"Writing the bundled sample into {home} ...")
+    print(f"Writing the bundled sample into {home} ...", flush=True)
     with duckdb.connect(str(home / "warehouse.duckdb")) as con:
         telemetry = write_demo_sample(con, snapshot)
     print(f"  telemetry.events_stream: {len(telemetry.events):,} rows, "
@@ -66,11 +74,11 @@ def run_demo() -> int:
     os.environ.setdefault("EXPERIMENTER_URL", str(snapshot))
 
     from jetstream_assets.runner import daily_run
-    from jetstream_assets.cli import _print_report
 
-    print(f"Analysing every experiment up to {DEMO_ANALYSIS_DATE} (one Dagster run per experiment) ...")
-    report = daily_run(DEMO_ANALYSIS_DATE, rerun=True)
-    _print_report(report)
+    print(f"Analysing every experiment up to {DEMO_ANALYSIS_DATE} (one Dagster run each) ...", flush=True)
+    report = daily_run(DEMO_ANALYSIS_DATE, rerun=True, progress=ProgressPrinter(PLANTED_FAILURES))
+    print()
+    print_report(report)
     _print_checks(report)
     _summary(report)
     print(f"\nRuns are recorded in DAGSTER_HOME={os.environ['DAGSTER_HOME']}; open the UI with:\n"

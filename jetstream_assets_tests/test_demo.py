@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -70,6 +71,26 @@ def test_demo_prints_experiments_tables_and_files(demo_home):
     assert "FAILED" in out  # the planted check failures are printed
     assert "mozanalysis.statistics_tab_groups_live_weekly" in out
     assert "statistics/statistics_search_shortcuts_complete_overall.json" in out
+
+
+def test_demo_talks_while_it_works(demo_home):
+    """A line as each experiment starts and ends (with seconds), the planted failures announced before
+    they run, the check table under a header, and each error on stderr on one line."""
+    _, done = demo_home
+    out = done.stdout
+    for slug in ("search-shortcuts-complete", "tab-groups-live", DEMO_SRM_SLUG, DEMO_BROKEN_METRIC_SLUG):
+        assert re.search(rf"^\[\d/\d\] {slug}: started$", out, re.MULTILINE)
+        assert re.search(rf"^\[\d/\d\] {slug}: analysed in \d+\.\d s$", out, re.MULTILINE)
+    started = out.index(f"{DEMO_BROKEN_METRIC_SLUG}: started")
+    announced = out.index(f"planted failure: metric {DEMO_BROKEN_METRIC}")
+    assert started < announced < out.index(f"{DEMO_BROKEN_METRIC_SLUG}: analysed in")
+    assert out.index(f"{DEMO_SRM_SLUG}: started") < out.index("planted failure: a 58/42 split")
+    assert re.search(r"^  experiment +asset +check +result +severity +description$", out, re.MULTILINE)
+    errors = [line for line in done.stderr.splitlines() if line.startswith("ERROR - ")]
+    assert errors and all(DEMO_BROKEN_METRIC in line for line in errors)
+    # DuckDB's error comes with its candidate columns and the SQL on further lines: folded into one
+    assert all("Binder Error" in line and "Candidate bindings" in line for line in errors)
+    assert all(line.startswith(("WARNING - ", "ERROR - ")) for line in done.stderr.splitlines())
 
 
 def test_every_exported_file_validates(demo_home):

@@ -48,7 +48,8 @@ def test_instance_uses_postgres_without_secrets_in_the_file(instance_ref: Instan
 
     assert instance_ref.run_storage_data.module_name == "dagster_postgres"
     config = _validated(instance_ref.run_storage_data)
-    assert pg_url_from_config(config) == "postgresql://dagster:s3cret-pw@10.1.2.3:5432/dagster"
+    # psycopg2 named: SQLAlchemy 2.1 reads a bare `postgresql://` as psycopg 3, which is not installed
+    assert pg_url_from_config(config) == "postgresql+psycopg2://dagster:s3cret-pw@10.1.2.3:5432/dagster"
     assert instance_ref.event_storage_data.class_name == "PostgresEventLogStorage"
     assert instance_ref.schedule_storage_data.class_name == "PostgresScheduleStorage"
     assert "s3cret" not in (DEPLOY / "dagster.yaml").read_text()
@@ -71,6 +72,8 @@ def test_compute_logs_go_to_gcs_and_queues_are_bounded(instance_ref: InstanceRef
     assert {"key": "dagster/backfill", "limit": 10} in concurrency["runs"]["tag_concurrency_limits"]
     assert concurrency["pools"]["granularity"] == "op" and concurrency["pools"]["default_limit"] == 30
     assert instance_ref.settings["run_monitoring"]["max_runtime_seconds"] == 6 * 3600
+    # a dead run's pool slots come back (test_postgres_instance.py shows the queue draining)
+    assert instance_ref.settings["run_monitoring"]["free_slots_after_run_end_seconds"] > 0
 
 
 def _dockerfile() -> list[tuple[str, str]]:
@@ -106,6 +109,9 @@ def test_helm_values_and_settings_configmap_agree_with_the_code() -> None:
     queued = values["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]
     instance = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())
     assert queued["maxConcurrentRuns"] == instance["concurrency"]["runs"]["max_concurrent_runs"]
+    assert values["postgresql"]["postgresqlScheme"] == instance["storage"]["postgres"]["postgres_db"]["scheme"]
+    assert values["dagsterDaemon"]["runMonitoring"]["freeSlotsAfterRunEndSeconds"] == (
+        instance["run_monitoring"]["free_slots_after_run_end_seconds"])
     env = yaml.safe_load((DEPLOY / "jetstream-assets-env.yaml").read_text())["data"]
     known = {s.name for s in (*SETTINGS, *GCP_SETTINGS)}
     assert set(env) <= known

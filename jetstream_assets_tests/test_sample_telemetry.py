@@ -13,7 +13,7 @@ from mozilla_nimbus_schemas.experimenter_apis.experiments import (
     DesktopAllVersionsNimbusExperiment,
 )
 
-from jetstream_assets.sample.demo import write_demo_sample
+from jetstream_assets.sample.demo_sample import write_demo_sample
 from jetstream_assets.sample.designs import (
     DEMO_DESIGNS,
     UNKNOWN_BRANCH,

@@ -293,8 +293,8 @@ def logged_error_since(warehouse: Warehouse, slug: str, since: dt.datetime) -> b
     return int(found["n"][0]) > 0
 
 
-def _run_started(context: dg.RunFailureSensorContext) -> dt.datetime:
-    record = context.instance.get_run_record_by_id(context.dagster_run.run_id)
+def _run_started(instance: dg.DagsterInstance, run: dg.DagsterRun) -> dt.datetime:
+    record = instance.get_run_record_by_id(run.run_id)
     if record is not None and record.start_time is not None:
         return dt.datetime.fromtimestamp(record.start_time, dt.timezone.utc).replace(tzinfo=None)
     # never started (e.g. a launch failure): it cannot have logged anything after its creation
@@ -302,21 +302,36 @@ def _run_started(context: dg.RunFailureSensorContext) -> dt.datetime:
     return created.astimezone(dt.timezone.utc).replace(tzinfo=None)
 
 
+def record_run_failure(
+    instance: dg.DagsterInstance, warehouse: Warehouse, run: dg.DagsterRun, failure: RunFailure
+) -> str | None:
+    """Append the failure's `logs` row unless the run is no experiment's analysis or already logged its
+    error; returns why nothing was written, or None."""
+    slug = run.tags.get("dagster/partition")
+    if not slug or not instance.has_dynamic_partition(experiments_partitions.name, slug):
+        # the snapshot, monitoring and query-cost jobs (date partitions) are no experiment's analysis
+        return f"run {run.run_id} ({run.job_name}) has no experiment partition"
+    if logged_error_since(warehouse, slug, _run_started(instance, run)):
+        return f"{slug}: run {run.run_id} already logged its error"
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    warehouse.load_rows(
+        warehouse.monitoring_dataset, LOGS_TABLE, [failure_log_row(slug, failure, now)], LOGS_SCHEMA, append=True
+    )
+    return None
+
+
+# no monitored_jobs: every job of this code location, so UI materializations and backfills (the
+# implicit asset job) are covered as well as `experiment_analysis`
 @dg.run_failure_sensor(
-    monitored_jobs=[experiment_analysis_job],
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Writes one ERROR row to monitoring.logs for a failed analysis run that logged no error for "
-    "its experiment (a resource or configuration failure before the analysis code, a killed process).",
+    description="Writes one ERROR row to monitoring.logs for a failed run of an experiment partition (any job, "
+    "UI backfills included) that logged no error for its experiment (a resource or configuration failure "
+    "before the analysis code, a killed process).",
 )
 def analysis_run_failure_sensor(context: dg.RunFailureSensorContext, warehouse: WarehouseResource):
-    slug = context.dagster_run.tags.get("dagster/partition")
-    if not slug:
-        return dg.SkipReason(f"run {context.dagster_run.run_id} has no experiment partition")
-    wh = warehouse.get_warehouse()
-    if logged_error_since(wh, slug, _run_started(context)):
-        return dg.SkipReason(f"{slug}: run {context.dagster_run.run_id} already logged its error")
-    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    row = failure_log_row(slug, run_failure(context), now)
-    wh.load_rows(wh.monitoring_dataset, LOGS_TABLE, [row], LOGS_SCHEMA, append=True)
-    context.log.info(f"logged the failure of run {context.dagster_run.run_id} for {slug}")
+    run = context.dagster_run
+    skipped = record_run_failure(context.instance, warehouse.get_warehouse(), run, run_failure(context))
+    if skipped:
+        return dg.SkipReason(skipped)
+    context.log.info(f"logged the failure of run {run.run_id} for {run.tags['dagster/partition']}")
     return None
