@@ -11,6 +11,7 @@ from typing import Iterator
 
 import dagster as dg
 
+from jetstream_assets.analysis.data_bounds import data_bounds, data_through, log_data_bounds, log_not_ready
 from jetstream_assets.analysis.logs import LogsTableHandler, analysis_logger, context
 from jetstream_assets.analysis.plan import AnalysisPlan, plan_analysis
 from jetstream_assets.analysis.runnable import ValidationException, check_runnable, slug_warning
@@ -99,7 +100,15 @@ def _load(step: ExperimentStep, metric_hub: MetricHubResource) -> None:
         date = min(date, config.end_date)
     check_runnable(config, date)
     step.config = config
-    step.plan = plan_analysis(config, date, rerun=step.settings.rerun)
+    # never past the data: a run with a date that the data does not reach warns (a monitoring.logs row);
+    # a run without one (a UI materialization or backfill) analyses up to the last day of data
+    bounds = data_bounds(step.warehouse, config)
+    log_data_bounds(step.log, config, bounds, date if step.settings.dated else None)
+    step.plan = plan_analysis(config, date, rerun=step.settings.rerun, data_through=data_through(config, bounds))
+    if not step.settings.dated:
+        step.log.info("%s: no analysis date given: analysing up to the last day of data, %s", step.slug,
+                      step.plan.date, extra=context(experiment=step.slug))
+    log_not_ready(step.log, step.slug, step.plan)
 
 
 @contextlib.contextmanager
