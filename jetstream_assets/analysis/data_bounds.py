@@ -103,10 +103,12 @@ def data_through(config: AnalysisConfig, bounds: DataBounds) -> dt.date:
     return last if last is not None else config.start_date - dt.timedelta(days=1)
 
 
-def log_data_bounds(log: logging.Logger, config: AnalysisConfig, bounds: DataBounds, date: dt.date | None) -> None:
-    """What bounds the analysis, said once per step. `date` is the date the run asked for (None: the run
-    asked for none and analyses up to the data): a table short of it is a WARNING row naming the table,
-    the data sources reading it and the date."""
+def log_data_bounds(
+    log: logging.Logger, config: AnalysisConfig, bounds: DataBounds, date: dt.date | None, *, warn: bool = True
+) -> None:
+    """What bounds the analysis. `date` is the date the run asked for (None: the run asked for none and
+    analyses up to the data): a table short of it is a WARNING row naming the table, the data sources
+    reading it and the date (INFO when not `warn`: the run already said it)."""
     slug = config.experiment.slug
     for name in bounds.unmeasured:
         log.info("%s: data source %s is a subquery; its last day of data is not measured", slug, name,
@@ -118,8 +120,8 @@ def log_data_bounds(log: logging.Logger, config: AnalysisConfig, bounds: DataBou
         return
     for table, latest in bounds.short_of(date).items():
         held = f"has data through {latest} only" if latest else f"has no data since {config.start_date}"
-        log.warning(
-            "%s: %s (read by %s) %s: %s is not complete, no window needing data past %s is computed",
+        log.log(
+            logging.WARNING if warn else logging.INFO, "%s: %s (read by %s) %s: %s is not complete, no window needing data past %s is computed",
             slug, table, ", ".join(bounds.read_by.get(table, ())), held, date,
             latest or config.start_date - dt.timedelta(days=1), extra=context(experiment=slug),
         )

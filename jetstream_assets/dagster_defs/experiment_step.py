@@ -81,6 +81,22 @@ def captured_logs(warehouse: Warehouse, dagster_context) -> Iterator[tuple[loggi
         logger.removeHandler(forwarder)
 
 
+_bounds_warned: set[tuple[str, str]] = set()  # (run id, slug)
+
+
+def _first_to_warn(slug: str) -> bool:
+    """Every step of a run plans the analysis, but a run past the data is one WARNING row: the first
+    step of the run in this process writes it (outside a run, e.g. a check's own evaluation, always)."""
+    try:
+        key = (dg.AssetExecutionContext.get().run_id, slug)
+    except dg.DagsterInvariantViolationError:
+        return True
+    if key in _bounds_warned:
+        return False
+    _bounds_warned.add(key)
+    return True
+
+
 def _load(step: ExperimentStep, metric_hub: MetricHubResource) -> None:
     today = dt.datetime.now(dt.timezone.utc).date()
     experiments = read_snapshot(step.warehouse, today=today)
@@ -103,7 +119,8 @@ def _load(step: ExperimentStep, metric_hub: MetricHubResource) -> None:
     # never past the data: a run with a date that the data does not reach warns (a monitoring.logs row);
     # a run without one (a UI materialization or backfill) analyses up to the last day of data
     bounds = data_bounds(step.warehouse, config)
-    log_data_bounds(step.log, config, bounds, date if step.settings.dated else None)
+    log_data_bounds(step.log, config, bounds, date if step.settings.dated else None,
+                    warn=step.settings.dated and _first_to_warn(step.slug))
     step.plan = plan_analysis(config, date, rerun=step.settings.rerun, data_through=data_through(config, bounds))
     if not step.settings.dated:
         step.log.info("%s: no analysis date given: analysing up to the last day of data, %s", step.slug,
