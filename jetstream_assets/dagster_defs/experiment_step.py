@@ -102,10 +102,14 @@ def _load(step: ExperimentStep, metric_hub: MetricHubResource) -> None:
     experiments = read_snapshot(step.warehouse, today=today)
     experiment = experiments.get(step.slug)
     if experiment is None:
-        raise dg.Failure(
-            f"experiment {step.slug!r} is not in {step.warehouse.monitoring_dataset}.{SNAPSHOT_TABLE}; "
-            "materialize experimenter_experiments_v1 first",
+        # a partition whose experiment left Experimenter (deleted), or one added before the snapshot had it
+        message = (
+            f"{step.slug}: experiment {step.slug!r} is not in {step.warehouse.monitoring_dataset}.{SNAPSHOT_TABLE}: "
+            "it was deleted from Experimenter, or the snapshot predates it (materialize "
+            f"{SNAPSHOT_TABLE} and retry); nothing is analysed"
         )
+        step.log.error(message, extra=context(experiment=step.slug))
+        raise dg.Failure(description=message, metadata={"experiment": step.slug})
     warning = slug_warning(step.slug)
     if warning:
         step.log.warning("%s: %s", step.slug, warning, extra=context(experiment=step.slug))
