@@ -60,7 +60,8 @@ def test_tables_read_are_the_events_and_every_table_data_source() -> None:
         ("p.telemetry.clients_daily", "submission_date", ("cd_last_week",)),
     ]
     assert subqueries == ["nimbus_events"]
-    assert is_table_path("moz-fx-data-shared-prod.telemetry.clients_daily") and not is_table_path(nimbus.from_expression)
+    assert is_table_path("moz-fx-data-shared-prod.telemetry.clients_daily")
+    assert not is_table_path(nimbus.from_expression)
 
 
 def test_the_last_complete_day_is_the_earliest_latest_day() -> None:
@@ -84,10 +85,13 @@ def test_duckdb_latest_date_reads_dates_and_timestamps_from_the_start(tmp_path: 
     wh = DuckDBWarehouse(str(tmp_path / "w.duckdb"), "p", "mozanalysis", "monitoring")
     with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
         con.execute("CREATE SCHEMA telemetry")
-        con.execute("CREATE TABLE telemetry.days AS SELECT DATE '2026-10-03' + CAST(i AS INTEGER) AS submission_date FROM range(5) t(i)")
-        con.execute("CREATE TABLE telemetry.events AS SELECT TIMESTAMP '2026-10-09 23:59:00' AS submission_timestamp")
+        con.execute("CREATE TABLE telemetry.days AS "
+                    "SELECT DATE '2026-10-03' + CAST(i AS INTEGER) AS submission_date FROM range(5) t(i)")
+        con.execute("CREATE TABLE telemetry.events AS "
+                    "SELECT TIMESTAMP '2026-10-09 23:59:00' AS submission_timestamp")
     since = dt.date(2026, 10, 1)
-    assert wh.latest_date("moz-fx-data-shared-prod.telemetry.days", "submission_date", since=since) == dt.date(2026, 10, 7)
+    assert wh.latest_date("moz-fx-data-shared-prod.telemetry.days", "submission_date",
+                          since=since) == dt.date(2026, 10, 7)
     assert wh.latest_date("`telemetry.events`", "submission_timestamp", since=since) == dt.date(2026, 10, 9)
     assert wh.latest_date("telemetry.days", "submission_date", since=dt.date(2026, 10, 8)) is None
     with pytest.raises(WarehouseError):

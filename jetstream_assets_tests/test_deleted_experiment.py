@@ -15,7 +15,8 @@ KEPT, DELETED = "kept-experiment", "deleted-experiment"
 
 
 def test_backfill_of_a_deleted_experiment_fails_naming_the_slug(tmp_path: Path, instance: dg.DagsterInstance) -> None:
-    sample = write_small_sample(tmp_path / "home", [like_tab_groups(KEPT, clients=50), like_tab_groups(DELETED, clients=50)])
+    sample = write_small_sample(tmp_path / "home",
+                                [like_tab_groups(KEPT, clients=50), like_tab_groups(DELETED, clients=50)])
     resources = analysis_resources(sample.home)
     assert load_snapshot(instance, resources).success
     instance.add_dynamic_partitions("jetstream_experiments", [KEPT, DELETED])

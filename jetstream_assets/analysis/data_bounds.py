@@ -96,9 +96,12 @@ def data_bounds(warehouse: Warehouse, config: AnalysisConfig) -> DataBounds:
     return DataBounds(latest=latest, read_by=read_by, unmeasured=tuple(subqueries), unreadable=unreadable)
 
 
-def data_through(config: AnalysisConfig, bounds: DataBounds) -> dt.date:
-    """The last day of complete data; the day before the start when a table has nothing since then."""
+def data_through(config: AnalysisConfig, bounds: DataBounds) -> dt.date | None:
+    """The last day of complete data; the day before the start when a table has nothing since then;
+    None (unbounded) when no table could be measured: the analysis' own queries then say what is wrong."""
     assert config.start_date is not None
+    if not bounds.latest:
+        return None
     last = bounds.last_complete_day
     return last if last is not None else config.start_date - dt.timedelta(days=1)
 
@@ -108,23 +111,25 @@ def log_data_bounds(
 ) -> None:
     """What bounds the analysis. `date` is the date the run asked for (None: the run asked for none and
     analyses up to the data): a table short of it is a WARNING row naming the table, the data sources
-    reading it and the date (INFO when not `warn`: the run already said it)."""
+    reading it and the date. Problems are INFO when not `warn` (an earlier step of the run said them)."""
     slug = config.experiment.slug
+    level = logging.WARNING if warn else logging.INFO
     for name in bounds.unmeasured:
         log.info("%s: data source %s is a subquery; its last day of data is not measured", slug, name,
                  extra=context(experiment=slug))
     for table, error in bounds.unreadable.items():
-        log.warning("%s: cannot tell the last day of data of %s (%s): %s", slug, table,
-                    ", ".join(bounds.read_by.get(table, ())), error, extra=context(experiment=slug))
+        log.log(level, "%s: cannot tell the last day of data of %s (read by %s): %s", slug, table,
+                ", ".join(bounds.read_by[table]), error, extra=context(experiment=slug))
     if date is None:
         return
     for table, latest in bounds.short_of(date).items():
         held = f"has data through {latest} only" if latest else f"has no data since {config.start_date}"
-        log.log(
-            logging.WARNING if warn else logging.INFO, "%s: %s (read by %s) %s: %s is not complete, no window needing data past %s is computed",
-            slug, table, ", ".join(bounds.read_by.get(table, ())), held, date,
-            latest or config.start_date - dt.timedelta(days=1), extra=context(experiment=slug),
-        )
+        # a daily run computes only the windows that became ready on its date: once the data has landed,
+        # a rerun (`jetstream-assets rerun`, or a backfill of the partition) computes what this one left out
+        log.log(level, "%s: %s (read by %s) %s: %s is not complete, no window needing data past %s is "
+                "computed; rerun the experiment once the data has landed",
+                slug, table, ", ".join(bounds.read_by[table]), held, date,
+                latest or config.start_date - dt.timedelta(days=1), extra=context(experiment=slug))
 
 
 def log_not_ready(log: logging.Logger, slug: str, plan: AnalysisPlan) -> None:

@@ -85,7 +85,7 @@ _bounds_warned: set[tuple[str, str]] = set()  # (run id, slug)
 
 
 def _first_to_warn(slug: str) -> bool:
-    """Every step of a run plans the analysis, but a run past the data is one WARNING row: the first
+    """Every step of a run plans the analysis, but what bounds it is one WARNING row per run: the first
     step of the run in this process writes it (outside a run, e.g. a check's own evaluation, always)."""
     try:
         key = (dg.AssetExecutionContext.get().run_id, slug)
@@ -123,8 +123,7 @@ def _load(step: ExperimentStep, metric_hub: MetricHubResource) -> None:
     # never past the data: a run with a date that the data does not reach warns (a monitoring.logs row);
     # a run without one (a UI materialization or backfill) analyses up to the last day of data
     bounds = data_bounds(step.warehouse, config)
-    log_data_bounds(step.log, config, bounds, date if step.settings.dated else None,
-                    warn=step.settings.dated and _first_to_warn(step.slug))
+    log_data_bounds(step.log, config, bounds, date if step.settings.dated else None, warn=_first_to_warn(step.slug))
     step.plan = plan_analysis(config, date, rerun=step.settings.rerun, data_through=data_through(config, bounds))
     if not step.settings.dated:
         step.log.info("%s: no analysis date given: analysing up to the last day of data, %s", step.slug,
