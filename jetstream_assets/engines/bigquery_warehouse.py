@@ -151,15 +151,6 @@ def _naive_utc(value: dt.datetime | None) -> dt.datetime | None:
     return value.astimezone(dt.timezone.utc).replace(tzinfo=None) if value.tzinfo else value
 
 
-def latest_partition_day(partition_id: str | None) -> dt.date | None:
-    """The last complete day a table's newest partition shows: a day partition `YYYYMMDD` is written
-    whole; an hour partition `YYYYMMDDHH` completes its day only at hour 23."""
-    if partition_id is None or pd.isna(partition_id):
-        return None
-    day = dt.datetime.strptime(partition_id[:8], "%Y%m%d").date()
-    return day if len(partition_id) == 8 or partition_id[8:] == "23" else day - dt.timedelta(days=1)
-
-
 class BigQueryWarehouse(Warehouse):
     engine = "bigquery"
 
@@ -450,3 +441,12 @@ WHERE table_name = @table
                   bigquery.ScalarQueryParameter("since", "STRING", since.strftime("%Y%m%d"))]
         latest = self._frame(self._run(sql, labels, f"reading the partitions of {table}", params), "partitions")
         return latest_partition_day(latest["latest"].iloc[0])
+
+
+def latest_partition_day(partition_id: str | None) -> dt.date | None:
+    """The last complete day a table's newest partition shows: a day partition `YYYYMMDD` is written
+    whole; an hour partition `YYYYMMDDHH` completes its day only at hour 23."""
+    if partition_id is None or pd.isna(partition_id):
+        return None
+    day = dt.datetime.strptime(partition_id[:8], "%Y%m%d").date()
+    return day if len(partition_id) == 8 or partition_id[8:] == "23" else day - dt.timedelta(days=1)
