@@ -7,18 +7,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 import pytest
 
-from jetstream_assets.analysis.data_bounds import DataBounds, data_bounds, is_table_path, source_tables
+from jetstream_assets.analysis.data_bounds import DataBounds, is_table_path, source_tables
+from jetstream_assets.core.periods import AnalysisPeriod as P
 from jetstream_assets.engines.bigquery_warehouse import latest_partition_day
 from jetstream_assets.engines.duckdb_warehouse import DuckDBWarehouse
 from jetstream_assets.engines.warehouse import WarehouseError
-from jetstream_assets.core.periods import AnalysisPeriod as P
 from jetstream_assets.metric_hub.models import DataSource, Metric, Segment, SegmentDataSource, StatisticSpec
 from jetstream_assets.sample.designs import DEMO_SRM_SLUG
 from jetstream_assets_tests.fixtures_sample import ANALYSIS_ASSETS, analyse, load_snapshot
