@@ -31,6 +31,8 @@ SETTINGS = (
             "and the snapshot step fails"),
     Setting("METRIC_HUB_PATH", "", "a local folder in metric-hub layout (empty: the bundled sample configs)"),
     Setting("JETSTREAM_QUERY_COST_ALERT_USD", "1.0", "a single query above this cost fails the cost check (severity WARN)"),
+    Setting("JETSTREAM_QUERY_COST_START_DATE", "", "first daily partition of `monitoring/query_cost_v1`, YYYY-MM-DD "
+            "(e.g. the deployment's first day); empty: 30 days before today"),
     Setting("JETSTREAM_DUCKDB_MEMORY_LIMIT", "", "embedded engine: DuckDB's `memory_limit` (e.g. `2GB`; it spills to disk "
             "beyond it); empty: DuckDB's default, 80% of RAM"),
     Setting("JETSTREAM_DUCKDB_LOCK_WAIT_SECONDS", "1800", "embedded engine: how long an operation waits for "

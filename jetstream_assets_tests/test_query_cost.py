@@ -204,7 +204,7 @@ def test_query_costs_price_the_results_dataset_writes(warehouse: DuckDBWarehouse
 
 # ---------------------------------------------------------------- the asset and its check
 
-DAY = "2026-03-02"
+DAY = (dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=2)).isoformat()  # inside the partitions
 
 
 @pytest.fixture
@@ -294,8 +294,22 @@ def test_schedule_materializes_the_previous_utc_day_after_midnight(tmp_path, ins
     assert schedule.cron_schedule == "30 0 * * *"
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     context = dg.build_schedule_context(
-        instance=instance, scheduled_execution_time=dt.datetime(2026, 3, 3, 0, 30, tzinfo=dt.timezone.utc),
+        instance=instance, scheduled_execution_time=dt.datetime.combine(
+            dt.date.fromisoformat(DAY) + dt.timedelta(days=1), dt.time(0, 30), tzinfo=dt.timezone.utc),
         repository_def=defs.get_repository_def(),
     )
     (request,) = schedule.evaluate_tick(context).run_requests
     assert request.partition_key == DAY
+
+
+def test_partitions_start_where_the_data_can_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    from jetstream_assets.dagster_defs.query_cost import query_cost_partitions, query_cost_start
+
+    today = dt.datetime.now(dt.timezone.utc).date()
+    first = dt.date.fromisoformat(query_cost_partitions.get_first_partition_key())
+    assert first == today - dt.timedelta(days=30)  # a rolling month, not hundreds of days no query ran on
+    monkeypatch.setenv("JETSTREAM_QUERY_COST_START_DATE", "2026-11-20")
+    assert query_cost_start() == dt.date(2026, 11, 20)
+    monkeypatch.setenv("JETSTREAM_QUERY_COST_START_DATE", "20th November")
+    with pytest.raises(ValueError, match="JETSTREAM_QUERY_COST_START_DATE='20th November' is not a YYYY-MM-DD"):
+        query_cost_start()

@@ -197,6 +197,29 @@ def test_plan_of_a_complete_experiment_includes_overall_on_its_end_date():
     assert spans(overall.windows) == [(1, 0, 37)]
 
 
+def test_windows_reaching_past_the_data_are_not_ready_whatever_the_date():
+    # a rerun asked for day 20, but the data stops on day 10, in the middle of the second week
+    plan = plan_analysis(config(), day(20), rerun=True, data_through=day(10))
+    by_period = {p.period: p for p in plan.periods}
+    assert plan.date == day(10)
+    assert len(by_period[P.DAY].windows) == 11 and [w.index for w in by_period[P.DAY].not_ready] == list(range(12, 22))
+    assert spans(by_period[P.WEEK].windows) == [(1, 0, 6)]
+    assert spans(by_period[P.WEEK].not_ready) == [(2, 7, 13), (3, 14, 20)]
+
+
+def test_a_daily_run_past_the_data_computes_nothing_and_data_ahead_changes_nothing():
+    (day_plan, week_plan) = plan_analysis(config(), day(13), rerun=False, data_through=day(12)).periods
+    assert day_plan.windows == week_plan.windows == ()
+    assert spans(week_plan.not_ready) == [(2, 7, 13)]
+    assert plan_analysis(config(), day(13), rerun=False, data_through=day(40)) == plan_analysis(
+        config(), day(13), rerun=False)
+
+
+def test_enrollments_wait_for_the_data_of_the_last_enrollment_day():
+    assert not plan_analysis(config(), day(5), rerun=True, data_through=day(-1)).enrollments_ready
+    assert plan_analysis(config(), day(5), rerun=True, data_through=day(0)).enrollments_ready
+
+
 # --- check_runnable ------------------------------------------------------------------------------------
 
 D = dt.date(2024, 1, 20)

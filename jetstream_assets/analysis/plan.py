@@ -15,6 +15,7 @@ class PeriodPlan:
     period: AnalysisPeriod
     windows: tuple[AnalysisWindow, ...]
     metrics: tuple[Metric, ...]
+    not_ready: tuple[AnalysisWindow, ...] = ()  # due by the run's date, but their days reach past the data
 
     def bases(self) -> tuple[str, ...]:
         """Analysis bases are the union over the period's metrics (Jetstream's rule)."""
@@ -24,7 +25,7 @@ class PeriodPlan:
 
 @dataclass(frozen=True)
 class AnalysisPlan:
-    date: dt.date
+    date: dt.date  # the last day analysed: the run's date, or the last day of complete data if earlier
     rerun: bool
     dates: ExperimentDates
     periods: tuple[PeriodPlan, ...]
@@ -48,16 +49,28 @@ def experiment_dates(config: AnalysisConfig) -> ExperimentDates:
     )
 
 
-def plan_analysis(config: AnalysisConfig, date: dt.date, *, rerun: bool) -> AnalysisPlan:
+def plan_analysis(
+    config: AnalysisConfig, date: dt.date, *, rerun: bool, data_through: dt.date | None = None
+) -> AnalysisPlan:
     """A daily run computes only the windows that became ready on `date`; a rerun computes every window
-    ready by `date`, which lands on the same tables the daily runs produced one by one."""
+    ready by `date`, which lands on the same tables the daily runs produced one by one.
+
+    `data_through`, the last day of complete data (None: not bounded), bounds both: a window whose days
+    reach past it is not ready (kept in `not_ready`, never computed), whatever `date` says."""
     dates = experiment_dates(config)
     pick = all_windows if rerun else ready_windows
+    bound = date if data_through is None else min(date, data_through)
     periods = []
     for period in AnalysisPeriod:
         metrics = config.metrics.get(period, ())
         if not metrics:
             continue
-        windows = tuple(pick(dates, period, date))
-        periods.append(PeriodPlan(period, windows, tuple(metrics)))
-    return AnalysisPlan(date=date, rerun=rerun, dates=dates, periods=tuple(periods))
+        complete = len(all_windows(dates, period, bound))
+        due = pick(dates, period, date)
+        periods.append(PeriodPlan(
+            period,
+            tuple(w for w in due if w.index <= complete),
+            tuple(metrics),
+            not_ready=tuple(w for w in due if w.index > complete),
+        ))
+    return AnalysisPlan(date=bound, rerun=rerun, dates=dates, periods=tuple(periods))

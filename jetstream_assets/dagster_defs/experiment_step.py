@@ -11,6 +11,7 @@ from typing import Iterator
 
 import dagster as dg
 
+from jetstream_assets.analysis.data_bounds import data_bounds, data_through, log_data_bounds, log_not_ready
 from jetstream_assets.analysis.logs import LogsTableHandler, analysis_logger, context
 from jetstream_assets.analysis.plan import AnalysisPlan, plan_analysis
 from jetstream_assets.analysis.runnable import ValidationException, check_runnable, slug_warning
@@ -81,15 +82,35 @@ def captured_logs(warehouse: Warehouse, dagster_context) -> Iterator[tuple[loggi
         logger.removeHandler(forwarder)
 
 
+_bounds_warned: set[tuple[str, str]] = set()  # (run id, slug)
+
+
+def _first_to_warn(slug: str) -> bool:
+    """Every step of a run plans the analysis, but what bounds it is one WARNING row per run: the first
+    step of the run in this process writes it (outside a run, e.g. a check's own evaluation, always)."""
+    try:
+        key = (dg.AssetExecutionContext.get().run_id, slug)
+    except dg.DagsterInvariantViolationError:
+        return True
+    if key in _bounds_warned:
+        return False
+    _bounds_warned.add(key)
+    return True
+
+
 def _load(step: ExperimentStep, metric_hub: MetricHubResource, instance: dg.DagsterInstance) -> None:
     today = dt.datetime.now(dt.timezone.utc).date()
     experiments = read_snapshot(step.warehouse, today=today)
     experiment = experiments.get(step.slug)
     if experiment is None:
-        raise dg.Failure(
-            f"experiment {step.slug!r} is not in {step.warehouse.monitoring_dataset}.{SNAPSHOT_TABLE}; "
-            "materialize experimenter_experiments_v1 first",
+        # a partition whose experiment left Experimenter (deleted), or one added before the snapshot had it
+        message = (
+            f"{step.slug}: experiment {step.slug!r} is not in {step.warehouse.monitoring_dataset}.{SNAPSHOT_TABLE}: "
+            "it was deleted from Experimenter, or the snapshot predates it (materialize "
+            f"{SNAPSHOT_TABLE} and retry); nothing is analysed"
         )
+        step.log.error(message, extra=context(experiment=step.slug))
+        raise dg.Failure(description=message, metadata={"experiment": step.slug})
     refuse_shared_table_name(instance, step.slug, experiments, step.log)
     warning = slug_warning(step.slug)
     if warning:
@@ -101,7 +122,15 @@ def _load(step: ExperimentStep, metric_hub: MetricHubResource, instance: dg.Dags
         date = min(date, config.end_date)
     check_runnable(config, date)
     step.config = config
-    step.plan = plan_analysis(config, date, rerun=step.settings.rerun)
+    # never past the data: a run with a date that the data does not reach warns (a monitoring.logs row);
+    # a run without one (a UI materialization or backfill) analyses up to the last day of data
+    bounds = data_bounds(step.warehouse, config)
+    log_data_bounds(step.log, config, bounds, date if step.settings.dated else None, warn=_first_to_warn(step.slug))
+    step.plan = plan_analysis(config, date, rerun=step.settings.rerun, data_through=data_through(config, bounds))
+    if not step.settings.dated:
+        step.log.info("%s: no analysis date given: analysing up to the last day of data, %s", step.slug,
+                      step.plan.date, extra=context(experiment=step.slug))
+    log_not_ready(step.log, step.slug, step.plan)
 
 
 @contextlib.contextmanager

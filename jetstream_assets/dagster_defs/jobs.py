@@ -19,7 +19,7 @@ experiment_analysis_job = dg.define_asset_job(
     "experiment_analysis",
     selection=dg.AssetSelection.assets(*ANALYSIS_KEYS),
     description="Analyse one experiment (partition) for the date in the `jetstream/analysis_date` tag; without "
-    "the tag (e.g. a backfill from the UI) it re-analyses every date up to yesterday.",
+    "the tag (e.g. a backfill from the UI) it re-analyses every date up to the last day of complete data.",
 )
 
 experimenter_snapshot_job = dg.define_asset_job(

@@ -18,15 +18,35 @@ from jetstream_assets.core.schema import QUERY_COST_SCHEMA
 from jetstream_assets.dagster_defs.engine_kinds import warehouse_kinds
 from jetstream_assets.dagster_defs.markdown import md_table
 from jetstream_assets.dagster_defs.resources import AlertSettingsResource, WarehouseResource
+from jetstream_assets.settings import setting
 
 QUERY_COST_TABLE = "query_cost_v1"
 QUERY_COST_KEY = dg.AssetKey(["monitoring", QUERY_COST_TABLE])
 COST_CHECK_NAME = "no_query_above_cost_alert"
 
-# the first day the project's pipeline can have run queries; later days appear as the calendar advances
+ROLLING_START_DAYS = 30
+
+
+def query_cost_start(today: dt.date | None = None) -> dt.date:
+    """The first daily partition: JETSTREAM_QUERY_COST_START_DATE (e.g. the deployment's first day), else a
+    rolling month. A day before the pipeline ran has no query to cost, so a fixed start far in the past
+    showed hundreds of "Missing" days that no backfill could fill; BigQuery keeps 180 days of job history,
+    so no start can reach further back than that anyway. Rows of days that leave the window stay in the table."""
+    configured = setting("JETSTREAM_QUERY_COST_START_DATE")
+    if configured:
+        try:
+            return dt.date.fromisoformat(configured)
+        except ValueError:
+            raise ValueError(f"JETSTREAM_QUERY_COST_START_DATE={configured!r} is not a YYYY-MM-DD date") from None
+    today = today or dt.datetime.now(dt.timezone.utc).date()
+    return today - dt.timedelta(days=ROLLING_START_DAYS)
+
+
 # end_offset=1: today's partition exists too, so `jetstream-assets run` can report the cost of the queries it
 # just ran; the schedule rewrites the whole day after midnight (replace_day is idempotent)
-query_cost_partitions = dg.DailyPartitionsDefinition(start_date="2025-01-01", timezone="UTC", end_offset=1)
+query_cost_partitions = dg.DailyPartitionsDefinition(
+    start_date=query_cost_start().isoformat(), timezone="UTC", end_offset=1
+)
 
 _QUERY_HEADERS = ["experiment", "destination", "cost (USD)", "bytes", "query"]
 

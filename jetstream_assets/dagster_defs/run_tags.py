@@ -1,7 +1,8 @@
 """How a run says which analysis date it is for, and whether it is a daily run or a rerun.
 
 The date travels as a run tag (visible and filterable in the UI). A run without it, such as a
-partition backfill launched from the UI, is a rerun: every window ready by yesterday is recomputed.
+partition backfill launched from the UI, is a rerun up to the last day of complete data: every window
+the data covers is recomputed (`analysis.data_bounds`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ RERUN_TAG = "jetstream/rerun"
 class RunSettings:
     date: dt.date
     rerun: bool
+    dated: bool = True  # False: no date tag; `date` is yesterday and the data bounds the analysis
 
 
 def yesterday() -> dt.date:
@@ -27,7 +29,7 @@ def yesterday() -> dt.date:
 def run_settings(tags: Mapping[str, str]) -> RunSettings:
     raw = tags.get(ANALYSIS_DATE_TAG)
     if not raw:
-        return RunSettings(date=yesterday(), rerun=True)
+        return RunSettings(date=yesterday(), rerun=True, dated=False)
     try:
         date = dt.date.fromisoformat(raw)
     except ValueError:

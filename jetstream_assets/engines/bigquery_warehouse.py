@@ -471,3 +471,39 @@ ORDER BY creation_time"""
             elif view in pub.stale:
                 self.drop_tables(pub.dataset, [view])
         self._abandon(pub)
+
+    def latest_date(
+        self, table: str, column: str, *, since: dt.date, labels: QueryLabels | None = None
+    ) -> dt.date | None:
+        """From the table's partitions (`INFORMATION_SCHEMA.PARTITIONS`: metadata, nothing billed) when it
+        is partitioned by day or hour; otherwise (views, unpartitioned tables) MAX over `column` from `since`."""
+        parts = table.strip("`").split(".")
+        project, dataset, name = parts if len(parts) == 3 else [self._client.project, *parts]
+        try:
+            found = self._client.get_table(f"{project}.{dataset}.{name}", retry=self._retry,
+                                           timeout=self.options.api_timeout_seconds)
+        except gexc.GoogleAPIError as e:
+            raise _wrap(f"reading metadata of {table}", e, labels) from e
+        partitioning = found.time_partitioning
+        if found.table_type != "TABLE" or partitioning is None or partitioning.type_ not in ("DAY", "HOUR"):
+            return super().latest_date(table, column, since=since, labels=labels)
+        sql = f"""
+SELECT MAX(partition_id) AS latest
+FROM {quote_identifier(project)}.{quote_identifier(dataset)}.INFORMATION_SCHEMA.PARTITIONS
+WHERE table_name = @table
+  AND REGEXP_CONTAINS(partition_id, r'^[0-9]{{8}}')
+  AND total_rows > 0
+  AND partition_id >= @since"""
+        params = [bigquery.ScalarQueryParameter("table", "STRING", name),
+                  bigquery.ScalarQueryParameter("since", "STRING", since.strftime("%Y%m%d"))]
+        latest = self._frame(self._run(sql, labels, f"reading the partitions of {table}", params), "partitions")
+        return latest_partition_day(latest["latest"].iloc[0])
+
+
+def latest_partition_day(partition_id: str | None) -> dt.date | None:
+    """The last complete day a table's newest partition shows: a day partition `YYYYMMDD` is written
+    whole; an hour partition `YYYYMMDDHH` completes its day only at hour 23."""
+    if partition_id is None or pd.isna(partition_id):
+        return None
+    day = dt.datetime.strptime(partition_id[:8], "%Y%m%d").date()
+    return day if len(partition_id) == 8 or partition_id[8:] == "23" else day - dt.timedelta(days=1)

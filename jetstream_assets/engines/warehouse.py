@@ -17,6 +17,7 @@ import pandas as pd
 
 from jetstream_assets.core.schema import Schema
 from jetstream_assets.engines.publication import Publication
+from jetstream_assets.sql.dialect import quote_identifier, quote_string
 
 _log = logging.getLogger(__name__)
 
@@ -149,3 +150,18 @@ class Warehouse(abc.ABC):
 
     def table_exists(self, dataset: str, table: str) -> bool:
         return self.table_modified(dataset, table) is not None
+
+    def latest_date(
+        self, table: str, column: str, *, since: dt.date, labels: QueryLabels | None = None
+    ) -> dt.date | None:
+        """The latest date on or after `since` present in `table` (a BigQuery path, as configs write it),
+        read from its DATE or TIMESTAMP `column`; None when it has no row since then. Reading only dates
+        from `since` keeps the scan to the partitions an analysis could use."""
+        col = quote_identifier(column)
+        frame = self.query(
+            f"SELECT MAX(DATE({col})) AS latest FROM {quote_identifier(table.strip('`'))} "
+            f"WHERE DATE({col}) >= DATE {quote_string(since.isoformat())}",
+            labels,
+        )
+        value = frame["latest"].iloc[0]
+        return None if pd.isna(value) else pd.Timestamp(value).date()

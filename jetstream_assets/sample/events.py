@@ -76,6 +76,30 @@ def nimbus_events_frame(
     )
 
 
+def with_daily_activity(
+    events: pd.DataFrame, population: Population, *, data_start: dt.date, data_end: dt.date
+) -> pd.DataFrame:
+    """`events` plus one non-Nimbus Glean event per day (from a client outside every experiment): the real
+    events_stream holds every client's events, so it has every day, and the analysis takes the latest day
+    present as the last day of complete data. Nimbus events alone thin out after enrollment ends."""
+    outside = np.flatnonzero(~population.enrolled)
+    client = outside[0] if len(outside) else 0
+    days = pd.date_range(data_start, data_end, freq="D")
+    activity = pd.DataFrame(
+        {
+            "client_id": population.client_id[client],
+            "submission_timestamp": (days + pd.Timedelta(hours=12)).values.astype("datetime64[us]"),
+            "sample_id": population.sample_id[client],
+            "event_category": "glean",
+            "event_name": "restarted",
+            "event_extra": "{}",
+        }
+    )
+    return pd.concat([events, activity], ignore_index=True).sort_values(
+        ["submission_timestamp", "client_id", "event_name"], kind="stable", ignore_index=True
+    )
+
+
 def _event_extras(experiment: np.ndarray, branch: np.ndarray) -> np.ndarray:
     """JSON per (experiment, branch) pair, serialised once per pair rather than once per event."""
     experiment_code, experiments = pd.factorize(experiment)

@@ -12,7 +12,7 @@ import pandas as pd
 
 from jetstream_assets.sample.activity import clients_daily_frame, draw_traits
 from jetstream_assets.sample.designs import ExperimentDesign
-from jetstream_assets.sample.events import nimbus_events_frame
+from jetstream_assets.sample.events import nimbus_events_frame, with_daily_activity
 from jetstream_assets.sample.population import build_population, population_size
 
 SCHEMA = "telemetry"
@@ -54,8 +54,9 @@ def generate_telemetry(
         rng=population_rng,
     )
     return SampleTelemetry(
-        events=nimbus_events_frame(
-            population, data_start=data_start, data_end=data_end, rng=events_rng
+        events=with_daily_activity(
+            nimbus_events_frame(population, data_start=data_start, data_end=data_end, rng=events_rng),
+            population, data_start=data_start, data_end=data_end,
         ),
         clients_daily=clients_daily_frame(
             population,

@@ -110,3 +110,8 @@ SELECT
   exposures.num_exposure_events
 FROM raw_enrollments
 LEFT JOIN exposures USING (analysis_id, branch){segment_joins}"""
+
+
+def events_table(config: AnalysisConfig) -> str:
+    """The events table the experiment's enrollments and exposures are read from."""
+    return EVENTS_STREAM
