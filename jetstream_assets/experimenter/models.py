@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from jetstream_assets.core.platforms import app_dataset, events_stream_table
 
 @dataclass(frozen=True)
 class Branch:
@@ -26,7 +27,7 @@ class BucketConfig:
 class Experiment:
     """One Experimenter experiment (normandy slug), with Jetstream's derived status.
 
-    `status` is "Live" when `end_date` is missing or not yet passed, else "Complete" (Jetstream's rule).
+    `status` is "Complete" from `end_date` on (the end date itself counts), else "Live" (Jetstream's rule).
     """
 
     slug: str
@@ -52,6 +53,16 @@ class Experiment:
     feature_ids: tuple[str, ...] = ()
     targeting: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def dataset(self) -> str:
+        """The app's BigQuery dataset for this experiment's channel: what `{dataset}` stands for."""
+        return app_dataset(self.app_name, self.app_id, self.channel)
+
+    @property
+    def events_stream(self) -> str:
+        """`<dataset>.events_stream`, where the experiment's enrollment and exposure events are."""
+        return events_stream_table(self.app_name, self.app_id, self.channel)
 
     @property
     def branch_slugs(self) -> tuple[str, ...]:
