@@ -53,6 +53,8 @@ class Experiment:
     feature_ids: tuple[str, ...] = ()
     targeting: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # Experimenter's own values of the fields metric-hub overrode (what `as_experimenter` restores)
+    experimenter_values: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def dataset(self) -> str:
@@ -69,4 +71,10 @@ class Experiment:
         return tuple(b.slug for b in self.branches)
 
     def with_overrides(self, **changes: Any) -> "Experiment":
-        return replace(self, **changes)
+        """The record with `changes` applied; Experimenter's values of those fields are kept aside."""
+        kept = {k: getattr(self, k) for k in changes if k not in self.experimenter_values}
+        return replace(self, **changes, experimenter_values={**self.experimenter_values, **kept})
+
+    def as_experimenter(self) -> "Experiment":
+        """The record as Experimenter gave it, before any metric-hub override."""
+        return replace(self, **self.experimenter_values, experimenter_values={})
