@@ -196,7 +196,7 @@ def test_enrollments_query_reads_the_apps_events_stream(tmp_path: Path, app_name
         write_app_tables(con, "telemetry", experiment.slug, "legacy", seed=2)
     sql = build_enrollments_query(AnalysisConfig(experiment=experiment, enrollment_period=3, metrics={}),
                                   first_enrollment_date=START, last_enrollment_date=START + dt.timedelta(days=3))
-    assert f"FROM {dataset}.events_stream" in sql and "telemetry." not in sql
+    assert f"FROM `moz-fx-data-shared-prod.{dataset}.events_stream`" in sql and "telemetry." not in sql
     frame = DuckDBWarehouse(str(path), "p", "mozanalysis", "monitoring").query(sql)
     assert len(frame) == 2 * CLIENTS and frame.analysis_id.str.startswith(f"{app_name}-").all()
 
@@ -234,4 +234,4 @@ def test_a_warehouse_with_only_the_legacy_events_stream_is_read_with_a_warning(t
     assert warning.levelno == logging.WARNING and "firefox_desktop.events_stream not found" in warning.getMessage()
     with duckdb.connect(str(path)) as con:
         write_app_tables(con, "firefox_desktop", "desktop-exp", "desktop", seed=4)
-    assert events_stream_source(warehouse, config, log) == "firefox_desktop.events_stream"
+    assert events_stream_source(warehouse, config, log) == "`moz-fx-data-shared-prod.firefox_desktop.events_stream`"

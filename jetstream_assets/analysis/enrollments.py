@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from jetstream_assets.analysis.logs import context
 from jetstream_assets.analysis.plan import AnalysisPlan
 from jetstream_assets.core.naming import enrollments_table
-from jetstream_assets.core.platforms import LEGACY_EVENTS_STREAM
+from jetstream_assets.core.platforms import LEGACY_EVENTS_STREAM, shared_table
 from jetstream_assets.engines.warehouse import QueryLabels, Warehouse
 from jetstream_assets.metric_hub.models import AnalysisConfig
 from jetstream_assets.sql.enrollments import build_enrollments_query
@@ -33,11 +33,12 @@ def _branch_counts(warehouse: Warehouse, table: str, slug: str) -> dict[str, int
 
 
 def events_stream_source(warehouse: Warehouse, config: AnalysisConfig, log: logging.Logger) -> str:
-    """The experiment's `<app dataset>.events_stream`; a warehouse that has only the single
-    `telemetry.events_stream` of earlier versions is still read, with a WARNING naming both tables."""
+    """The experiment's `<app dataset>.events_stream` (in Mozilla's shared project, as mozanalysis reads
+    it); a warehouse that has only the single `telemetry.events_stream` of earlier versions is still
+    read, with a WARNING naming both tables."""
     table = config.experiment.events_stream
     if warehouse.table_exists(*table.split(".", 1)):
-        return table
+        return shared_table(table)
     if warehouse.table_exists(*LEGACY_EVENTS_STREAM.split(".", 1)):
         slug = config.experiment.slug
         log.warning(
@@ -46,7 +47,7 @@ def events_stream_source(warehouse: Warehouse, config: AnalysisConfig, log: logg
             slug, table, LEGACY_EVENTS_STREAM, extra=context(experiment=slug),
         )
         return LEGACY_EVENTS_STREAM
-    return table
+    return shared_table(table)
 
 
 def ensure_enrollments(

@@ -51,6 +51,7 @@ CHANNEL_APP_IDS: dict[str, dict[str, str]] = {
     "klar_ios": {"release": "org.mozilla.ios.Klar"},
 }
 
+SHARED_PROJECT = "moz-fx-data-shared-prod"  # where Mozilla's app datasets live (mozanalysis reads them there)
 EVENTS_STREAM = "events_stream"
 DESKTOP_EVENTS_STREAM = f"{DESKTOP}.{EVENTS_STREAM}"
 # Where every Nimbus event lived before per-app tables; still read, with a warning, when a warehouse
@@ -83,3 +84,9 @@ def app_dataset(app_name: str | None, app_id: str | None = None, channel: str | 
 def events_stream_table(app_name: str | None, app_id: str | None = None, channel: str | None = None) -> str:
     """`<app dataset>.events_stream`: where the experiment's Nimbus enrollment and exposure events are."""
     return f"{app_dataset(app_name, app_id, channel)}.{EVENTS_STREAM}"
+
+
+def shared_table(table: str) -> str:
+    """`dataset.table` in Mozilla's shared project, back-quoted as mozanalysis writes it (the embedded
+    engine reads `dataset.table` of its file)."""
+    return f"`{SHARED_PROJECT}.{table}`"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from jetstream_assets.core.platforms import DESKTOP_EVENTS_STREAM
+from jetstream_assets.core.platforms import DESKTOP_EVENTS_STREAM, shared_table
 from jetstream_assets.metric_hub.models import AnalysisConfig, Segment
 from jetstream_assets.sql.dialect import quote_identifier, quote_string
 
@@ -59,13 +59,14 @@ def build_enrollments_query(
 ) -> str:
     """Enrollments over [first, last] enrollment dates; exposures (default Nimbus events) up to `last`.
 
-    Events come from `events_table`, by default the experiment's own `<app dataset>.events_stream`.
+    Events come from `events_table`, by default the experiment's own
+    `moz-fx-data-shared-prod.<app dataset>.events_stream`.
 
     Jetstream creates this table once, on the first day the `day` period is ready, so exposures are
     counted through the last enrollment date; a rerun builds the identical table.
     """
     slug = config.experiment.slug
-    events_table = events_table or config.experiment.events_stream
+    events_table = events_table or shared_table(config.experiment.events_stream)
     sample_filter = (
         f"\n      AND sample_id < {int(config.sample_size)}" if config.sample_size is not None else ""
     )
