@@ -61,6 +61,7 @@ def _summary(report) -> None:
 def run_demo() -> int:
     from jetstream_assets.sample.demo_sample import write_demo_sample
     from jetstream_assets.sample.designs import DEMO_ANALYSIS_DATE
+    from jetstream_assets.sample.telemetry import CLIENTS_DAILY_TABLE, EVENTS_TABLE
 
     home = Path(setting("JETSTREAM_HOME")).expanduser().absolute()
     home.mkdir(parents=True, exist_ok=True)
@@ -69,8 +70,8 @@ def run_demo() -> int:
     print(f"Writing the bundled sample into {home} ...", flush=True)
     with duckdb.connect(str(home / "warehouse.duckdb")) as con:
         telemetry = write_demo_sample(con, snapshot)
-    print(f"  telemetry.events_stream: {len(telemetry.events):,} rows, "
-          f"telemetry.clients_daily: {len(telemetry.clients_daily):,} rows")
+    print(f"  {EVENTS_TABLE}: {len(telemetry.events):,} rows, "
+          f"{CLIENTS_DAILY_TABLE}: {len(telemetry.clients_daily):,} rows")
     os.environ.setdefault("EXPERIMENTER_URL", str(snapshot))
 
     from jetstream_assets.runner import daily_run

@@ -80,10 +80,11 @@ def load_telemetry(endpoint: str, project: str, telemetry: SampleTelemetry) -> N
         for r in telemetry.clients_daily.to_dict("records")
     ]
     client = emulator_bigquery_client(project, "US", endpoint)
-    client.create_dataset(f"{project}.telemetry", exists_ok=True, timeout=20)
+    for dataset in ("telemetry", "firefox_desktop"):
+        client.create_dataset(f"{project}.{dataset}", exists_ok=True, timeout=20)
     options = BigQueryOptions(api_timeout_seconds=30, job_timeout_seconds=120, retries=False, storage_read_api=False)
     loader = BigQueryWarehouse(lambda: contextlib.nullcontext(client), project, "telemetry", "telemetry", options)
-    loader.load_rows("telemetry", "events_stream", events, EVENTS_SCHEMA)
+    loader.load_rows("firefox_desktop", "events_stream", events, EVENTS_SCHEMA)
     for start in range(0, len(clients_daily), 10_000):  # single-request loads stay under 5 MiB each
         loader.load_rows("telemetry", "clients_daily", clients_daily[start:start + 10_000], CLIENTS_DAILY_SCHEMA,
                          append=start > 0)

@@ -221,12 +221,27 @@ def test_unsupported_scheme_is_an_experimenter_error() -> None:
 
 @pytest.mark.parametrize(
     ("end_date", "status"),
-    [(None, "Live"), ("2025-06-11", "Live"), ("2025-06-10", "Live"), ("2025-06-09", "Complete")],
+    [(None, "Live"), ("2025-06-11", "Live"), ("2025-06-10", "Complete"), ("2025-06-09", "Complete")],
 )
 def test_status_rule(end_date: str | None, status: str) -> None:
+    """Jetstream: "Live" while the end date's midnight is not before now, so the end date itself is Complete."""
     experiment = parse_experiment(v8_record(endDate=end_date), today=TODAY)
     assert experiment.status == status
     assert derive_status(experiment.end_date, TODAY) == status
+
+
+@pytest.mark.parametrize(("app_name", "app_id", "channel", "dataset"), [
+    ("fenix", "org.mozilla.fenix", "nightly", "org_mozilla_fenix"),
+    ("fenix", None, "beta", "org_mozilla_firefox_beta"),
+    ("fenix", None, None, "fenix"),
+    ("firefox_ios", None, "beta", "org_mozilla_ios_firefoxbeta"),
+    ("focus_ios", "org.mozilla.ios.Focus", "release", "org_mozilla_ios_focus"),
+    (None, None, "nightly", "firefox_desktop"),
+])
+def test_missing_app_id_is_the_apps_id_on_its_channel(app_name, app_id, channel, dataset) -> None:
+    """The dataset names app and channel (Jetstream: lower-cased appId, non-alphanumerics as `_`)."""
+    e = parse_experiment(v8_record(appName=app_name, appId=app_id, channel=channel), today=TODAY)
+    assert e.dataset == dataset and e.events_stream == f"{dataset}.events_stream"
 
 
 def test_parse_maps_every_field() -> None:

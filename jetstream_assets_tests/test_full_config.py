@@ -191,9 +191,9 @@ def test_exposure_signal_keeps_fewer_clients_than_enrollments(full_run: FullRun)
 
 def test_sample_size_reduces_enrollments(full_run: FullRun) -> None:
     enrolled = query(full_run.home, f"SELECT COUNT(*) AS n, MAX(e.sample_id) AS top FROM mozanalysis.enrollments_{FULL_TABLE} x "
-                                    "JOIN (SELECT DISTINCT client_id, sample_id FROM telemetry.events_stream) e "
+                                    "JOIN (SELECT DISTINCT client_id, sample_id FROM firefox_desktop.events_stream) e "
                                     "ON e.client_id = x.analysis_id")
-    in_telemetry = query(full_run.home, "SELECT COUNT(DISTINCT client_id) AS n FROM telemetry.events_stream "
+    in_telemetry = query(full_run.home, "SELECT COUNT(DISTINCT client_id) AS n FROM firefox_desktop.events_stream "
                                         "WHERE event_name = 'enrollment' AND json_extract_string(event_extra, '$.experiment') = ?",
                          [FULL])
     assert enrolled["top"][0] < SAMPLE_SIZE
@@ -203,7 +203,7 @@ def test_sample_size_reduces_enrollments(full_run: FullRun) -> None:
 def test_custom_enrollment_query_selects_the_enrollments(full_run: FullRun) -> None:
     enrolled = query(full_run.home, f"SELECT analysis_id FROM mozanalysis.enrollments_{CUSTOM_TABLE} ORDER BY 1")
     expected = query(full_run.home, """
-        SELECT DISTINCT client_id FROM telemetry.events_stream
+        SELECT DISTINCT client_id FROM firefox_desktop.events_stream
         WHERE event_name = 'enrollment' AND json_extract_string(event_extra, '$.experiment') = ? AND sample_id < 50
         ORDER BY 1""", [CUSTOM])
     assert list(enrolled["analysis_id"]) == list(expected["client_id"])
@@ -237,13 +237,15 @@ def test_metadata_has_outcome_and_external_config(full_run: FullRun) -> None:
     assert outcome["friendly_name"] == "Search depth"
     assert outcome["metrics"] == ["multi_search_days"] and outcome["default_metrics"] == ["multi_search_days"]
     assert outcome["commit_hash"] is None  # the hub is not in a git work tree
-    assert metadata["external_config"] == {
+    assert metadata["external_config"] == {  # Jetstream: every key, values only where Experimenter differs
         "reference_branch": "treatment",
         "end_date": "2026-10-01",
-        "start_date": "2026-09-01",
+        "start_date": None,  # the config repeats Experimenter's start date
         "enrollment_period": 2,
+        "skip": False,
         "url": f"https://github.com/mozilla/metric-hub/blob/main/jetstream/{FULL}.toml",
     }
+    assert metadata["version_info"] is None and metadata["version_date"] is None
     assert metadata["metrics"]["days_of_use"]["friendly_name"] == "Days Of Use"
     custom_metadata = full_run.json(f"metadata/metadata_{CUSTOM_TABLE}.json")
     assert custom_metadata["metrics"]["daily_hours"]["analysis_bases"] == ["enrollments"]

@@ -90,7 +90,7 @@ SELECT client_id,
        CAST(MIN(submission_timestamp) AS DATE) AS enrollment_date,
        COUNT(*) AS n_events,
        COUNT(DISTINCT event_extra ->> 'branch') AS n_branches
-FROM telemetry.events_stream
+FROM firefox_desktop.events_stream
 WHERE event_category = 'nimbus_events' AND event_name = 'enrollment'
   AND event_extra ->> 'experiment' = ?
 GROUP BY client_id
@@ -146,7 +146,8 @@ def _mean_sum_by_branch(
 
 def test_tables_have_the_contract_schema(con: duckdb.DuckDBPyConnection) -> None:
     for table, expected in CONTRACT_COLUMNS.items():
-        described = con.execute(f"DESCRIBE telemetry.{table}").fetchall()
+        schema = "firefox_desktop" if table == "events_stream" else "telemetry"
+        described = con.execute(f"DESCRIBE {schema}.{table}").fetchall()
         assert [(row[0], row[1]) for row in described] == expected
 
 
@@ -158,7 +159,7 @@ def test_write_replaces_its_tables_and_leaves_others_alone(telemetry: SampleTele
     write_telemetry(connection, telemetry)
     write_telemetry(connection, telemetry)
     counts = connection.execute(
-        "SELECT (SELECT COUNT(*) FROM telemetry.events_stream),"
+        "SELECT (SELECT COUNT(*) FROM firefox_desktop.events_stream),"
         " (SELECT COUNT(*) FROM telemetry.clients_daily),"
         " (SELECT x FROM telemetry.main_summary), (SELECT y FROM keep_me)"
     ).fetchone()
@@ -223,13 +224,13 @@ def test_nimbus_event_shapes(con: duckdb.DuckDBPyConnection, telemetry: SampleTe
         """
         WITH e AS (
             SELECT client_id, MIN(submission_timestamp) AS enrolled_at
-            FROM telemetry.events_stream WHERE event_name = 'enrollment'
+            FROM firefox_desktop.events_stream WHERE event_name = 'enrollment'
               AND event_extra ->> 'experiment' = ? GROUP BY client_id
         )
         SELECT COUNT(DISTINCT client_id) FILTER (WHERE x.event_name = 'exposure'),
                COUNT(DISTINCT client_id) FILTER (WHERE x.event_name = 'unenrollment'),
                COUNT(*) FILTER (WHERE x.submission_timestamp < e.enrolled_at)
-        FROM e JOIN telemetry.events_stream x USING (client_id)
+        FROM e JOIN firefox_desktop.events_stream x USING (client_id)
         WHERE x.event_name IN ('exposure', 'unenrollment')
         """,
         [BETA.slug],
@@ -377,7 +378,7 @@ def test_demo_sample_plants_its_effects(tmp_path) -> None:
     enrolled = dict(
         connection.execute(
             "SELECT event_extra ->> 'experiment', COUNT(DISTINCT client_id)"
-            " FROM telemetry.events_stream WHERE event_name = 'enrollment' GROUP BY ALL"
+            " FROM firefox_desktop.events_stream WHERE event_name = 'enrollment' GROUP BY ALL"
         ).fetchall()
     )
     assert enrolled == {d.slug: d.n_clients for d in DEMO_DESIGNS if d.n_clients}
@@ -402,7 +403,7 @@ def test_designs_without_clients_give_background_telemetry_only() -> None:
     connection = duckdb.connect()
     write_telemetry(connection, quiet)
     counts = connection.execute(
-        "SELECT (SELECT COUNT(*) FROM telemetry.events_stream WHERE event_category = 'nimbus_events'),"
+        "SELECT (SELECT COUNT(*) FROM firefox_desktop.events_stream WHERE event_category = 'nimbus_events'),"
         " (SELECT COUNT(DISTINCT client_id) FROM telemetry.clients_daily),"
         " (SELECT COUNT(*) FROM telemetry.clients_daily WHERE cardinality(experiments) > 0)"
     ).fetchone()

@@ -10,7 +10,7 @@ import dagster as dg
 import pytest
 
 from jetstream_assets.dagster_defs.partitions import experiments_partitions
-from jetstream_assets.dagster_defs.resources import ExperimenterResource, WarehouseResource
+from jetstream_assets.dagster_defs.resources import ExperimenterResource, MetricHubResource, WarehouseResource
 from jetstream_assets.dagster_defs.run_tags import ANALYSIS_DATE_TAG, RERUN_TAG
 from jetstream_assets.dagster_defs.schedules import daily_analysis_schedule
 from jetstream_assets.dagster_defs.sensors import MAX_RUNS_PER_TICK, experiment_discovery_sensor
@@ -116,6 +116,7 @@ SCHEDULED = dt.datetime(2026, 10, 12, 4, 0, tzinfo=dt.timezone.utc)
 
 
 def evaluate_schedule(instance: dg.DagsterInstance, resources: dict):
+    resources = {"metric_hub": MetricHubResource(), **resources}
     context = dg.build_schedule_context(instance=instance, scheduled_execution_time=SCHEDULED, resources=resources)
     return daily_analysis_schedule(context)
 
@@ -140,6 +141,24 @@ def test_daily_schedule_requests_yesterday_for_live_partitions_only(tmp_path: Pa
         assert request.run_key == f"daily-2026-10-11-{request.partition_key}"
 
 
+def test_daily_schedule_honours_a_metric_hub_end_date_override(tmp_path: Path,
+                                                               instance: dg.DagsterInstance) -> None:
+    """Experimenter says it ended on 2026-10-01; its metric-hub config extends it to 2026-10-20, so the
+    experiment keeps its daily runs (and reaches its overall window on 2026-10-20)."""
+    extended = design("extended-by-config", dt.date(2026, 9, 1), end=dt.date(2026, 10, 1))
+    ended = design("ended-for-good", dt.date(2026, 9, 1), end=dt.date(2026, 10, 1))
+    resources = snapshot_resources(tmp_path / "home", experimenter_payload((extended, ended)))
+    hub = tmp_path / "metric-hub"
+    (hub / "jetstream").mkdir(parents=True)
+    (hub / "jetstream" / f"{extended.slug}.toml").write_text('[experiment]\nend_date = "2026-10-20"\n')
+    (hub / "jetstream" / f"{ended.slug}.toml").write_text('[experiment]\nreference_branch = "treatment"\n')
+    instance.add_dynamic_partitions(experiments_partitions.name, [extended.slug, ended.slug])
+
+    requests = evaluate_schedule(instance, {**resources, "metric_hub": MetricHubResource(path=str(hub))})
+
+    assert [r.partition_key for r in requests] == [extended.slug]
+
+
 def test_daily_schedule_skips_without_partitions(tmp_path: Path, instance: dg.DagsterInstance) -> None:
     resources = snapshot_resources(tmp_path, experimenter_payload(small_demo_designs()))
     result = evaluate_schedule(instance, resources)
@@ -152,6 +171,7 @@ def test_daily_schedule_date_is_the_day_before_whatever_the_hour(hour: int, tmp_
     resources = snapshot_resources(tmp_path, experimenter_payload(small_demo_designs()))
     instance.add_dynamic_partitions(experiments_partitions.name, [TAB_GROUPS])
     when = SCHEDULED.replace(hour=hour)
-    context = dg.build_schedule_context(instance=instance, scheduled_execution_time=when, resources=resources)
+    context = dg.build_schedule_context(instance=instance, scheduled_execution_time=when,
+                                        resources={"metric_hub": MetricHubResource(), **resources})
     [request] = daily_analysis_schedule(context)
     assert request.tags[ANALYSIS_DATE_TAG] == "2026-10-11"

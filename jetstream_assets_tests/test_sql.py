@@ -36,7 +36,8 @@ HOSTILE = "x'; DROP TABLE t; --"
 
 TELEMETRY_DDL = """
 CREATE SCHEMA telemetry;
-CREATE TABLE telemetry.events_stream (
+CREATE SCHEMA firefox_desktop;
+CREATE TABLE firefox_desktop.events_stream (
   client_id VARCHAR, submission_timestamp TIMESTAMP, sample_id INTEGER,
   event_category VARCHAR, event_name VARCHAR, event_extra JSON);
 CREATE TABLE telemetry.clients_daily (
@@ -87,7 +88,7 @@ def warehouse(tmp_path_factory) -> DuckDBWarehouse:
         con.execute(TELEMETRY_DDL)
         for client, ts, sample_id, category, name, slug, branch in EVENTS:
             extra = json.dumps({"experiment": slug, "branch": branch})
-            con.execute("INSERT INTO telemetry.events_stream VALUES (?, ?, ?, ?, ?, ?)",
+            con.execute("INSERT INTO firefox_desktop.events_stream VALUES (?, ?, ?, ?, ?, ?)",
                         [client, ts, sample_id, category, name, extra])
         for client, date, hours, experiments in CLIENTS_DAILY:
             con.execute("INSERT INTO telemetry.clients_daily VALUES "
@@ -249,7 +250,7 @@ def test_mozfun_map_get_key_and_catalogs_translate_to_duckdb(warehouse):
     assert "mozfun" not in translated and "moz-fx-data-shared-prod" not in translated
     assert translated.replace('"', "").count("FROM telemetry.clients_daily") == 1
     assert warehouse.query(sql)["branch"].tolist()[1] == "treatment"
-    frame = warehouse.query("SELECT COUNT(*) AS n FROM mozdata.telemetry.events_stream")
+    frame = warehouse.query("SELECT COUNT(*) AS n FROM mozdata.firefox_desktop.events_stream")
     assert int(frame["n"][0]) == len(EVENTS)
 
 

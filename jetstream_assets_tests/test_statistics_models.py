@@ -91,9 +91,24 @@ def test_per_client_dau_impact_scales_differences_by_clients_and_has_no_individu
     rows = compute("per_client_dau_impact", df, "days", seed=1)
     assert rows.comparison.notna().all() and set(rows.statistic) == {"per_client_dau_impact"}
     diff = rows[(rows.branch == "treatment") & (rows.comparison == "difference")].iloc[0]
-    assert diff.point == pytest.approx(1.0 * len(df), rel=0.01)  # the bootstrap expectation
+    assert diff.point == pytest.approx(1.0 * len(df), rel=1e-9)  # the linear model's difference x clients
     relative = rows[(rows.branch == "treatment") & (rows.comparison == "relative_uplift")].iloc[0]
     assert relative.point == pytest.approx(4.5 / 3.5 - 1, abs=0.01)
+
+
+def test_linear_model_mean_writes_no_rows_against_an_all_zero_reference_after_trimming():
+    """Jetstream PR #3273: a reference branch that is all zeros once the pooled 99.5% cap is applied
+    gets no rows; when every branch is, the statistic writes nothing (only failures to log)."""
+    df = pd.DataFrame({"branch": ["control"] * 400 + ["treatment"] * 400,
+                       "m": np.r_[np.zeros(400), np.tile([1.0, 2.0], 200)]})
+    rows = compute("linear_model_mean", df, "m")
+    assert set(rows.comparison_to_branch.dropna()) == {"treatment"}
+    assert set(rows[rows.comparison.isna()].branch) == {"control", "treatment"}
+    assert [f.reference_branch for f in computation_errors(rows)] == ["control"]
+    rare = np.zeros(800)
+    rare[[0, 500]] = [50.0, 3.0]  # 0.25% non-zero: the pooled 99.5% quantile is 0, so both are capped to 0
+    nothing = compute("linear_model_mean", pd.DataFrame({"branch": df.branch, "m": rare}), "m")
+    assert nothing.empty and len(computation_errors(nothing)) == 2
 
 
 def test_empirical_cdf_and_kde_curves_on_a_grid():

@@ -85,6 +85,25 @@ def test_linear_model_rows_equal_mozanalysis(covariate):
         (comparative[("rel_uplift", "0.025")], comparative[("rel_uplift", "0.975")]), abs=1e-5)
 
 
+@pytest.mark.parametrize("covariate", [None, "m_pre"])
+def test_per_client_dau_impact_is_the_linear_model_scaled_by_clients(covariate):
+    """Jetstream's PerClientDAUImpact (a LinearModelMean, drop_highest 0): difference x clients, relative
+    uplift as is, deterministic, covariate adjustment honoured."""
+    df = data()
+    adjustment = {"covariate_adjustment": {"period": "preenrollment_week"}, "period": "week"} if covariate else {}
+    rows = compute("per_client_dau_impact", df, "m", **adjustment)
+    assert rows.equals(compute("per_client_dau_impact", df, "m", seed=99, **adjustment))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        moz = compare_branches_lm(df, "m", "control", covariate_col_label=covariate, threshold_quantile=1.0,
+                                  alphas=[0.05], interactive=False)["comparative"]["treatment"]
+    assert rows.comparison.notna().all() and set(rows.statistic) == {"per_client_dau_impact"}
+    row = ours(rows, "treatment", "difference")
+    assert (row.point, row.lower, row.upper) == pytest.approx(
+        tuple(len(df) * moz[("abs_uplift", q)] for q in ("exp", "0.025", "0.975")), rel=1e-9)
+    assert ours(rows, "treatment", "relative_uplift").point == pytest.approx(moz[("rel_uplift", "exp")], abs=1e-9)
+
+
 def test_bootstrap_mean_agrees_with_mozanalysis_within_monte_carlo_error():
     df = data()
     num_samples = 2000  # 3000 distinct values x 2000 samples: our moment-matched path, mozanalysis ~1 s

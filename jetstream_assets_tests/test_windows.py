@@ -113,6 +113,17 @@ def test_overall_only_on_the_end_date_of_a_complete_experiment():
     assert all_windows(LIVE, P.OVERALL, END) == []
 
 
+@pytest.mark.parametrize("end_offset, overall", [(-1, None), (0, None), (1, (1, 0, 0)), (2, (1, 0, 1))])
+def test_no_overall_window_for_an_experiment_ending_by_the_day_after_enrollment(end_offset, overall):
+    """Jetstream: (end - start) - E days of overall window; below 1 there is none (mozanalysis refuses the
+    empty window [0, -1]; a negative length is EnrollmentLongerThanAnalysisException). E = 7 here, so the
+    enrollment end date is start + 6 and L = start + 7."""
+    end = LAST_ENROLLMENT + dt.timedelta(days=end_offset)
+    dates = ExperimentDates(start_date=START, enrollment_period=E, end_date=end, is_complete=True)
+    assert spans(ready_windows(dates, P.OVERALL, end)) == ([overall] if overall else [])
+    assert spans(all_windows(dates, P.OVERALL, end + dt.timedelta(days=5))) == ([overall] if overall else [])
+
+
 @pytest.mark.parametrize("period, bounds", [(P.PREENROLLMENT_WEEK, (-7, -1)), (P.PREENROLLMENT_DAYS28, (-28, -1))])
 def test_preenrollment_periods_run_once_the_day_after_enrollment_ends(period, bounds):
     assert [n for n in range(-3, 40) if ready_windows(LIVE, period, day(n))] == [1]  # D == start + E + 1
@@ -242,6 +253,21 @@ def test_check_runnable_skip_reasons(cfg, error):
         check_runnable(cfg, D)
     assert isinstance(raised.value, ValidationException)
     assert raised.value.slug == cfg.experiment.slug
+
+
+def test_enrollment_period_zero_is_no_enrollment_period():
+    """Jetstream's `if not enrollment_period`: 0 is the same skip as none, with Jetstream's message."""
+    with pytest.raises(NoEnrollmentPeriodException, match=r"^test-exp -> experiment has no enrollment period"):
+        check_runnable(config(enrollment_period=0, overrides={"enrollment_period": 0}), D)
+
+
+def test_ended_experiment_without_enrollment_end_is_skipped_as_ended():
+    """Jetstream checks the end date in check_runnable, before the enrollment-not-complete check."""
+    ended = experiment(end_date=D - dt.timedelta(days=1), enrollment_end_date=None)
+    with pytest.raises(EndedException):
+        check_runnable(config(ended), D)
+    with pytest.raises(EndedException):  # a rollout that ended is "ended" too (Jetstream's order)
+        check_runnable(config(experiment(end_date=D - dt.timedelta(days=1), is_rollout=True)), D)
 
 
 def test_runnable_experiments_pass():

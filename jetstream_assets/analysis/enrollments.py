@@ -13,6 +13,7 @@ from jetstream_assets.analysis.logs import context
 from jetstream_assets.analysis.plan import AnalysisPlan
 from jetstream_assets.analysis.runnable import NoEnrolledClientsException
 from jetstream_assets.core.naming import enrollments_table
+from jetstream_assets.core.platforms import LEGACY_EVENTS_STREAM, shared_table
 from jetstream_assets.engines.warehouse import QueryLabels, Warehouse
 from jetstream_assets.metric_hub.models import AnalysisConfig
 from jetstream_assets.sql.enrollments import build_enrollments_query
@@ -36,6 +37,24 @@ def _branch_counts(warehouse: Warehouse, table: str, slug: str) -> dict[str, int
     return {str(b): int(n) for b, n in zip(frame["branch"], frame["clients"])}
 
 
+def events_stream_source(warehouse: Warehouse, config: AnalysisConfig, log: logging.Logger) -> str:
+    """The experiment's `<app dataset>.events_stream` (in Mozilla's shared project, as mozanalysis reads
+    it); a warehouse that has only the single `telemetry.events_stream` of earlier versions is still
+    read, with a WARNING naming both tables."""
+    table = config.experiment.events_stream
+    if warehouse.table_exists(*table.split(".", 1)):
+        return shared_table(table)
+    if warehouse.table_exists(*LEGACY_EVENTS_STREAM.split(".", 1)):
+        slug = config.experiment.slug
+        log.warning(
+            "%s: %s not found; reading enrollments and exposures from %s instead (move each app's Nimbus "
+            "events to its own <app dataset>.events_stream)",
+            slug, table, LEGACY_EVENTS_STREAM, extra=context(experiment=slug),
+        )
+        return LEGACY_EVENTS_STREAM
+    return shared_table(table)
+
+
 def ensure_enrollments(
     warehouse: Warehouse, config: AnalysisConfig, plan: AnalysisPlan, log: logging.Logger, *, recreate: bool = False
 ) -> EnrollmentsResult:
@@ -50,7 +69,8 @@ def ensure_enrollments(
     # an empty cached table would hide enrollments that arrived later: rebuild it
     if not existing or recreate or not counts:
         sql = build_enrollments_query(
-            config, first_enrollment_date=plan.dates.start_date, last_enrollment_date=plan.dates.last_enrollment_date
+            config, first_enrollment_date=plan.dates.start_date, last_enrollment_date=plan.dates.last_enrollment_date,
+            events_table=events_stream_source(warehouse, config, log),
         )
         with warehouse.publication(warehouse.dataset, slug) as pub:
             pub.create_table_as(

@@ -19,6 +19,7 @@ from jetstream_assets.core.periods import AnalysisPeriod
 from jetstream_assets.engines.bucket import Bucket, BucketError
 from jetstream_assets.engines.warehouse import QueryLabels, Warehouse
 from jetstream_assets.experimenter.models import Experiment
+from jetstream_assets.metric_hub.loader import METRIC_HUB_BLOB_URL
 from jetstream_assets.metric_hub.models import AnalysisConfig
 from jetstream_assets.sql.dialect import quote_string
 
@@ -141,18 +142,45 @@ def metadata_payload(config: AnalysisConfig, analysis_start_time: dt.datetime) -
         }
         for o in config.outcomes
     }
-    external = None
-    keys = ("reference_branch", "end_date", "start_date", "enrollment_period", "skip")
-    overrides = {k: config.overrides[k] for k in keys if k in config.overrides}
-    if overrides and config.config_url:
-        external = {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in overrides.items()}
-        external["url"] = config.config_url
     return {
+        "analysis_start_time": str(analysis_start_time),
+        "external_config": external_config(config),
         "metrics": metrics,
         "outcomes": outcomes,
-        "external_config": external,
-        "analysis_start_time": str(analysis_start_time),
+        "version_info": None,
+        "version_date": None,
         "schema_version": SCHEMA_VERSION,
+    }
+
+
+def external_config(config: AnalysisConfig) -> dict[str, Any] | None:
+    """Jetstream's `external_config`: null unless the config's values differ from Experimenter's; then
+    every key, each value only where it differs (`skip` always), the url of the experiment's config.
+
+    As in metric-config-parser, the enrollment period is compared with Experimenter's proposed enrollment
+    (so a resolved period that differs from it is reported once anything is overridden)."""
+    exp, experimenter = config.experiment, config.experiment.as_experimenter()
+    configured_period = config.overrides.get("enrollment_period") or experimenter.proposed_enrollment or 0
+    overridden = (
+        exp.reference_branch != experimenter.reference_branch
+        or exp.start_date != experimenter.start_date
+        or exp.end_date != experimenter.end_date
+        or configured_period != (experimenter.proposed_enrollment or 0)
+    )
+    if not overridden:
+        return None
+
+    def changed(ours: Any, theirs: Any) -> Any:
+        return ours if ours is not None and ours != theirs else None
+
+    start, end = changed(exp.start_date, experimenter.start_date), changed(exp.end_date, experimenter.end_date)
+    return {
+        "reference_branch": changed(exp.reference_branch, experimenter.reference_branch),
+        "end_date": end.isoformat() if end else None,
+        "start_date": start.isoformat() if start else None,
+        "enrollment_period": changed(config.enrollment_period, experimenter.proposed_enrollment),
+        "skip": config.skip,
+        "url": config.config_url or f"{METRIC_HUB_BLOB_URL}/jetstream/{exp.slug}.toml",
     }
 
 
@@ -194,13 +222,15 @@ def export_errors(warehouse: Warehouse, bucket: Bucket, slug: str, since: dt.dat
 
 
 def errors_window_start(experiment: Experiment | None, analysis_start_time: dt.datetime) -> dt.datetime:
-    """Start of the experiment's current weekly analysis cycle (enrollment end + 1 + 7k days), the
-    errors shown next to this week's results; a week back when the enrollment end is unknown."""
+    """Jetstream's errors window for a step started at `analysis_start_time`: the experiment's current
+    weekly cycle (the latest enrollment end + 1 + 7k days strictly before the start), or, without an
+    enrollment end date or before the first cycle, the start itself. Floored to the minute."""
     end = experiment.enrollment_end_date if experiment is not None else None
-    if end is None:
-        return (analysis_start_time - dt.timedelta(days=7)).replace(second=0, microsecond=0)
-    base = dt.datetime.combine(end + dt.timedelta(days=1), dt.time())
-    if analysis_start_time < base:
-        return dt.datetime.combine(experiment.start_date or end, dt.time())
-    weeks = (analysis_start_time - base).days // 7
-    return base + dt.timedelta(days=7 * weeks)
+    since = analysis_start_time
+    if end is not None:
+        cycle = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tzinfo=analysis_start_time.tzinfo)
+        if cycle < analysis_start_time:
+            # Jetstream steps a week at a time while the cycle start is still before the analysis start
+            weeks = (analysis_start_time - cycle - dt.timedelta.resolution) // dt.timedelta(weeks=1)
+            since = cycle + dt.timedelta(weeks=weeks)
+    return since.replace(second=0, microsecond=0)

@@ -9,11 +9,8 @@ from __future__ import annotations
 import datetime as dt
 
 from jetstream_assets.core.naming import is_valid_slug, table_slug
+from jetstream_assets.core.platforms import SUPPORTED_APPS
 from jetstream_assets.metric_hub.models import AnalysisConfig
-
-SUPPORTED_APPS = frozenset(
-    {"firefox_desktop", "fenix", "focus_android", "klar_android", "firefox_ios", "focus_ios", "klar_ios"}
-)
 
 
 class ValidationException(Exception):
@@ -73,6 +70,11 @@ EXPECTED_SKIPS = frozenset({"EndedException", "EnrollmentNotCompleteException"})
 
 
 def check_runnable(config: AnalysisConfig, date: dt.date) -> None:
+    """Jetstream's `check_runnable` in its order, then its enrollment-not-complete check.
+
+    An enrollment period of 0 is "no enrollment period", as in Jetstream (`not enrollment_period`); the
+    ended check comes before the enrollment check, so an ended experiment that never got an enrollment
+    end date is skipped as ended. Not-started is ours (Jetstream has no such skip: it finds no window)."""
     exp = config.experiment
     slug = exp.slug
     if not slug:
@@ -81,20 +83,20 @@ def check_runnable(config: AnalysisConfig, date: dt.date) -> None:
         raise ExplicitSkipException(slug, "skipped by its metric-hub config (skip = true)")
     if exp.is_high_population:
         raise HighPopulationException(slug, "high-population experiments are not analysed")
+    if not config.enrollment_period:
+        raise NoEnrollmentPeriodException(slug, "experiment has no enrollment period")
+    if exp.start_date is None:
+        raise NoStartDateException(slug, "experiment has no start date")
+    if exp.end_date is not None and exp.end_date < date:
+        raise EndedException(slug, f"experiment ended on {exp.end_date}, before {date}")
     if exp.is_rollout:
         raise RolloutSkipException(slug, "rollouts are not analysed")
     if exp.app_name not in SUPPORTED_APPS:
         raise UnsupportedApplicationException(slug, f"application {exp.app_name!r} is not supported")
-    if exp.start_date is None:
-        raise NoStartDateException(slug, "experiment has no start date")
     if exp.start_date > date:
         raise NotStartedException(slug, f"experiment starts on {exp.start_date}, after {date}")
     if exp.enrollment_end_date is None and "enrollment_period" not in config.overrides:
         raise EnrollmentNotCompleteException(slug, "enrollment has not ended (no enrollment end date)")
-    if config.enrollment_period is None:
-        raise NoEnrollmentPeriodException(slug, "no enrollment period could be determined")
-    if exp.end_date is not None and exp.end_date < date:
-        raise EndedException(slug, f"experiment ended on {exp.end_date}, before {date}")
 
 
 def slug_warning(slug: str) -> str | None:

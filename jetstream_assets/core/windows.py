@@ -43,6 +43,15 @@ class ExperimentDates:
     def last_enrollment_date(self) -> dt.date:
         return self.start_date + dt.timedelta(days=self.enrollment_period)
 
+    @property
+    def overall_length(self) -> int:
+        """Days in the overall window: (end - start) - E. Jetstream computes no overall window when this
+        is below 1 (an end date on or before L = start + E: mozanalysis refuses the empty window and
+        Jetstream raises EnrollmentLongerThanAnalysisException for a negative one)."""
+        if self.end_date is None:
+            return 0
+        return (self.end_date - self.start_date).days - self.num_dates_enrollment + 1
+
     def data_range(self, window: AnalysisWindow) -> tuple[dt.date, dt.date]:
         """Submission dates a window can touch over all enrolment dates (for a global date filter)."""
         return (
@@ -74,7 +83,7 @@ def _window_count(dates: ExperimentDates, period: AnalysisPeriod, date: dt.date)
         return 1 if date >= dates.last_enrollment_date + dt.timedelta(days=1) else 0
     # overall: one window once the end date of a complete experiment is reached
     if dates.is_complete and dates.end_date is not None and date >= dates.end_date:
-        return 1
+        return 1 if dates.overall_length >= 1 else 0
     return 0
 
 
@@ -85,9 +94,8 @@ def window(dates: ExperimentDates, period: AnalysisPeriod, index: int) -> Analys
     if period in _PREENROLLMENT:
         start, end = _PREENROLLMENT[period]
         return AnalysisWindow(period, 1, start, end)
-    assert dates.end_date is not None
-    length = (dates.end_date - dates.start_date).days - dates.num_dates_enrollment + 1
-    return AnalysisWindow(period, 1, 0, max(0, length - 1))
+    assert dates.overall_length >= 1, "no overall window: the experiment ends by the day after enrollment"
+    return AnalysisWindow(period, 1, 0, dates.overall_length - 1)
 
 
 def ready_windows(dates: ExperimentDates, period: AnalysisPeriod, date: dt.date) -> list[AnalysisWindow]:

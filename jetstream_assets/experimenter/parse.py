@@ -1,7 +1,8 @@
 """Turn Experimenter v8 records into `Experiment`s, one bad record never spoiling the others.
 
-Field rules follow Jetstream's `experimenter.py` (everything is type "v6"; status "Live" while
-`endDate` is missing or not yet passed; app name/id default to Firefox desktop) and bigquery-etl's
+Field rules follow Jetstream's `experimenter.py` (everything is type "v6"; status "Complete" from
+`endDate` on, the end date itself included; app name defaults to Firefox desktop; a missing app id is
+the app's id on its channel, see `core.platforms`) and bigquery-etl's
 `experimenter_experiments_v1` import (`is_high_population` is always false for Nimbus records).
 """
 
@@ -12,10 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from jetstream_assets.core.platforms import DESKTOP, resolve_app_id
 from jetstream_assets.experimenter.models import Branch, BucketConfig, Experiment
-
-DEFAULT_APP_NAME = "firefox_desktop"
-DEFAULT_APP_ID = "firefox-desktop"
 
 
 class ExperimentParseError(ValueError):
@@ -48,8 +47,11 @@ class ParseResult:
 
 
 def derive_status(end_date: dt.date | None, today: dt.date) -> str:
-    """Jetstream's status rule: "Live" while the end date is missing or not yet passed."""
-    return "Live" if end_date is None or end_date >= today else "Complete"
+    """Jetstream's status rule: "Live" while the end date is missing or later than `today`.
+
+    Jetstream compares the end date's midnight with the current time, so on the end date itself the
+    experiment is already "Complete"."""
+    return "Live" if end_date is None or end_date > today else "Complete"
 
 
 def parse_experiments(payload: list[Any], *, today: dt.date) -> ParseResult:
@@ -79,6 +81,8 @@ def parse_experiment(obj: dict[str, Any], *, today: dt.date) -> Experiment:
         raise ExperimentParseError("<record>", f"expected a JSON object, got {type(obj).__name__}")
     slug = _required_str(obj, "slug")
     end_date = _optional_date(obj, "endDate")
+    app_name = _optional_str(obj, "appName") or DESKTOP
+    channel = _optional_str(obj, "channel")
     return Experiment(
         slug=slug,
         branches=_branches(obj),
@@ -87,9 +91,9 @@ def parse_experiment(obj: dict[str, Any], *, today: dt.date) -> Experiment:
         enrollment_end_date=_optional_date(obj, "enrollmentEndDate"),
         proposed_enrollment=_optional_int(obj, "proposedEnrollment"),
         reference_branch=_optional_str(obj, "referenceBranch"),
-        app_name=_optional_str(obj, "appName") or DEFAULT_APP_NAME,
-        app_id=_optional_str(obj, "appId") or DEFAULT_APP_ID,
-        channel=_optional_str(obj, "channel"),
+        app_name=app_name,
+        app_id=resolve_app_id(app_name, _optional_str(obj, "appId"), channel),
+        channel=channel,
         channels=_str_list(obj, "channels"),
         outcomes=_slug_list(obj, "outcomes"),
         segments=_slug_list(obj, "segments"),

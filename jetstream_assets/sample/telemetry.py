@@ -10,13 +10,15 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from jetstream_assets.core.platforms import DESKTOP_EVENTS_STREAM
 from jetstream_assets.sample.activity import clients_daily_frame, draw_traits
 from jetstream_assets.sample.designs import ExperimentDesign
 from jetstream_assets.sample.events import nimbus_events_frame, with_daily_activity
 from jetstream_assets.sample.population import build_population, population_size
 
 SCHEMA = "telemetry"
-EVENTS_TABLE = f"{SCHEMA}.events_stream"
+# The sample's experiments are Firefox desktop ones: their Nimbus events go to desktop's own Glean table.
+EVENTS_TABLE = DESKTOP_EVENTS_STREAM
 CLIENTS_DAILY_TABLE = f"{SCHEMA}.clients_daily"
 
 
@@ -105,13 +107,15 @@ _CLIENTS_DAILY_FRAME = "__jetstream_sample_clients_daily"
 
 
 def write_telemetry(con: duckdb.DuckDBPyConnection, telemetry: SampleTelemetry) -> None:
-    """Create or replace the two sample tables in one transaction; nothing else is touched."""
+    """Create or replace the two sample tables (`firefox_desktop.events_stream`, `telemetry.clients_daily`)
+    in one transaction; nothing else is touched."""
     con.register(_EVENTS_FRAME, telemetry.events)
     con.register(_CLIENTS_DAILY_FRAME, telemetry.clients_daily)
     try:
         con.execute("BEGIN TRANSACTION")
         try:
-            con.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+            for schema in {SCHEMA, EVENTS_TABLE.split(".")[0]}:
+                con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
             con.execute(_EVENTS_SQL.format(frame=_EVENTS_FRAME))
             con.execute(_CLIENTS_DAILY_SQL.format(frame=_CLIENTS_DAILY_FRAME))
             con.execute("COMMIT")

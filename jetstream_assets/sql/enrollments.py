@@ -1,4 +1,7 @@
-"""The enrollments query (mozanalysis's `glean-event` enrollments on events_stream), in BigQuery SQL.
+"""The enrollments query (mozanalysis's `glean-event` enrollments on the app's events_stream), in BigQuery SQL.
+
+Enrollment and exposure events are read from `<app dataset>.events_stream` of the experiment's app and
+channel (`core.platforms`), e.g. `org_mozilla_firefox_beta.events_stream` for a Fenix beta experiment.
 
 Output: one row per (client, branch): analysis_id, branch, enrollment_date, num_enrollment_events,
 one BOOL column per segment, exposure_date, num_exposure_events.
@@ -8,17 +11,18 @@ from __future__ import annotations
 
 import datetime as dt
 
+from jetstream_assets.core.platforms import DESKTOP_EVENTS_STREAM, shared_table
 from jetstream_assets.metric_hub.models import AnalysisConfig, Segment
 from jetstream_assets.sql.dialect import quote_identifier, quote_string
 
-EVENTS_STREAM = "telemetry.events_stream"
+EVENTS_STREAM = DESKTOP_EVENTS_STREAM  # Firefox desktop's table, for queries not tied to one experiment
 
 
 def _date(d: dt.date) -> str:
     return f"DATE {quote_string(d.isoformat())}"
 
 
-def _nimbus_events(slug: str, event_names: tuple[str, ...], first: dt.date, last: dt.date) -> str:
+def _nimbus_events(events_table: str, slug: str, event_names: tuple[str, ...], first: dt.date, last: dt.date) -> str:
     names = ", ".join(quote_string(n) for n in event_names)
     return f"""
     SELECT
@@ -26,7 +30,7 @@ def _nimbus_events(slug: str, event_names: tuple[str, ...], first: dt.date, last
       sample_id,
       submission_timestamp,
       JSON_VALUE(event_extra, '$.branch') AS branch
-    FROM {EVENTS_STREAM}
+    FROM {events_table}
     WHERE event_category = 'nimbus_events'
       AND event_name IN ({names})
       AND JSON_VALUE(event_extra, '$.experiment') = {quote_string(slug)}
@@ -50,14 +54,19 @@ def _segment_query(segment: Segment) -> str:
 
 
 def build_enrollments_query(
-    config: AnalysisConfig, *, first_enrollment_date: dt.date, last_enrollment_date: dt.date
+    config: AnalysisConfig, *, first_enrollment_date: dt.date, last_enrollment_date: dt.date,
+    events_table: str | None = None,
 ) -> str:
     """Enrollments over [first, last] enrollment dates; exposures (default Nimbus events) up to `last`.
+
+    Events come from `events_table`, by default the experiment's own
+    `moz-fx-data-shared-prod.<app dataset>.events_stream`.
 
     Jetstream creates this table once, on the first day the `day` period is ready, so exposures are
     counted through the last enrollment date; a rerun builds the identical table.
     """
     slug = config.experiment.slug
+    events_table = events_table or shared_table(config.experiment.events_stream)
     sample_filter = (
         f"\n      AND sample_id < {int(config.sample_size)}" if config.sample_size is not None else ""
     )
@@ -70,7 +79,7 @@ def build_enrollments_query(
       branch,
       DATE(MIN(submission_timestamp)) AS enrollment_date,
       COUNT(*) AS num_enrollment_events
-    FROM ({_nimbus_events(slug, ("enrollment",), first_enrollment_date, last_enrollment_date)})
+    FROM ({_nimbus_events(events_table, slug, ("enrollment",), first_enrollment_date, last_enrollment_date)})
     WHERE branch IS NOT NULL{sample_filter}
     GROUP BY analysis_id, branch"""
 
@@ -79,7 +88,9 @@ def build_enrollments_query(
     for i, segment in enumerate(config.segments):
         ctes.append(f"segment_{i} AS ({_segment_query(segment)}\n)")
         segment_columns.append(f"segment_{i}.{quote_identifier(segment.name)}")
-    exposure_events = _nimbus_events(slug, ("exposure", "expose"), first_enrollment_date, last_enrollment_date)
+    exposure_events = _nimbus_events(
+        events_table, slug, ("exposure", "expose"), first_enrollment_date, last_enrollment_date
+    )
     ctes.append(
         f"""exposures AS (
     SELECT
@@ -113,5 +124,5 @@ LEFT JOIN exposures USING (analysis_id, branch){segment_joins}"""
 
 
 def events_table(config: AnalysisConfig) -> str:
-    """The events table the experiment's enrollments and exposures are read from."""
-    return EVENTS_STREAM
+    """The events table the experiment's enrollments and exposures are read from (its app's own)."""
+    return config.experiment.events_stream

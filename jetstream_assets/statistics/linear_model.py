@@ -1,4 +1,4 @@
-"""`linear_model_mean` → `mean_lm`: OLS estimates of branch means and uplifts, optionally adjusted for a
+"""`linear_model_mean` → `mean_lm` and `per_client_dau_impact` (built on it, as in Jetstream): OLS estimates of branch means and uplifts, optionally adjusted for a
 pre-enrollment covariate (ANCOVA/CUPED), as mozanalysis `compare_branches_lm(alphas=[0.05])`.
 
 The model is Y ~ 1 + branch dummies (reference = the reference branch) [+ covariate], solved with numpy:
@@ -12,6 +12,7 @@ The model is Y ~ 1 + branch dummies (reference = the reference branch) [+ covari
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -130,28 +131,61 @@ def _comparison_rows(y, labels, cov, reference: str, branches: list[str]) -> lis
     return rows
 
 
+def _by_reference(
+    data: pd.DataFrame, metric: str, drop_highest: float, covariate_adjustment: dict | None, period: str | None,
+    *, individual: bool,
+) -> StatisticOutput:
+    """Jetstream's `LinearModelMean.transform` with each branch as the reference in turn.
+
+    A reference branch that is all zeros after the pooled trimming writes no rows (Jetstream PR #3273:
+    the relative uplift is undefined); individual rows come with the first reference that computed, so
+    when every reference is all zeros the statistic writes nothing at all."""
+    covariate = covariate_column(metric, covariate_adjustment, period, data.columns)
+    y, labels, cov = _model_frame(data, metric, covariate, drop_highest)
+    branches = [b for b in branches_of(data) if (labels == b).any()]
+    spread = pd.Series(as_float(data[metric])).std()
+    varies = not (np.isnan(spread) or np.isclose(spread, 0))
+    out = StatisticOutput()
+    for reference in branches:
+        if not np.any(y[labels == reference]):
+            out.failures.append(ReferenceFailure(reference, ALL_ZERO_REFERENCE))
+            continue
+        if varies:
+            out.rows += _comparison_rows(y, labels, cov, reference, branches)
+        else:  # mozanalysis: a metric without variation gives empty (NULL) estimates, not an error
+            out.rows += [Row("mean_lm", b, math.nan, comparison=c, comparison_to_branch=reference,
+                             ci_width=CONFIDENCE_INTERVAL)
+                         for b in branches if b != reference for c in (RELATIVE_UPLIFT, DIFFERENCE)]
+    if individual and len(out.failures) < len(branches):
+        out.rows = (_individual_rows(y, labels, branches) if varies else
+                    [Row("mean_lm", b, math.nan, ci_width=CONFIDENCE_INTERVAL) for b in branches]) + out.rows
+    return out
+
+
 def linear_model_mean(
     data: pd.DataFrame, metric: str, seed: int | None, *, drop_highest: float,
     covariate_adjustment: dict | None, period: str | None,
 ) -> StatisticOutput:
-    covariate = covariate_column(metric, covariate_adjustment, period, data.columns)
-    branches = branches_of(data)
-    y, labels, cov = _model_frame(data, metric, covariate, drop_highest)
-    branches = [b for b in branches if (labels == b).any()]
-    out = StatisticOutput()
-    spread = pd.Series(as_float(data[metric])).std()
-    if np.isnan(spread) or np.isclose(spread, 0):
-        # mozanalysis: a metric without variation gives empty (NULL) estimates, not an error
-        out.rows = [Row("mean_lm", b, math.nan, ci_width=CONFIDENCE_INTERVAL) for b in branches]
-        for reference in branches:
-            out.rows += [Row("mean_lm", b, math.nan, comparison=c, comparison_to_branch=reference,
-                             ci_width=CONFIDENCE_INTERVAL)
-                         for b in branches if b != reference for c in (RELATIVE_UPLIFT, DIFFERENCE)]
-        return out
-    out.rows = _individual_rows(y, labels, branches)
-    for reference in branches:
-        if not np.any(y[labels == reference]):  # Jetstream PR #3273: no relative uplift against all zeros
-            out.failures.append(ReferenceFailure(reference, ALL_ZERO_REFERENCE))
-            continue
-        out.rows += _comparison_rows(y, labels, cov, reference, branches)
-    return out
+    return _by_reference(data, metric, drop_highest, covariate_adjustment, period, individual=True)
+
+
+def per_client_dau_impact(
+    data: pd.DataFrame, metric: str, seed: int | None, *, drop_highest: float,
+    covariate_adjustment: dict | None, period: str | None,
+) -> StatisticOutput:
+    """Jetstream's `PerClientDAUImpact` (a `LinearModelMean` since 2025-08): the linear model's
+    differences scaled by the number of clients analysed (the gain if the branch were shipped to that
+    population), its relative uplifts as they are; no individual rows. Deterministic: `seed` is unused."""
+    model = _by_reference(data, metric, drop_highest, covariate_adjustment, period, individual=False)
+    clients = len(data)
+    rows = [
+        replace(r, statistic="per_client_dau_impact", point=_scaled(r.point, clients), lower=_scaled(r.lower, clients),
+                upper=_scaled(r.upper, clients))
+        if r.comparison == DIFFERENCE else replace(r, statistic="per_client_dau_impact")
+        for r in model.rows
+    ]
+    return StatisticOutput(rows, model.failures)
+
+
+def _scaled(value: float | None, factor: int) -> float | None:
+    return None if value is None else value * factor

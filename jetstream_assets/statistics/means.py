@@ -1,4 +1,4 @@
-"""Bootstrap statistics of means: `bootstrap_mean`, `per_client_dau_impact`, `population_ratio`."""
+"""Bootstrap statistics of means: `bootstrap_mean`, `population_ratio`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pandas as pd
 from jetstream_assets.statistics.bootstrap import bayesian_bootstrap_means, bootstrap_ratios, clip_high
 from jetstream_assets.statistics.comparisons import comparison_rows, individual_rows
 from jetstream_assets.statistics.data import branches_of, values_by_branch
-from jetstream_assets.statistics.rows import DIFFERENCE, Row, StatisticOutput, interval_quantiles
+from jetstream_assets.statistics.rows import StatisticOutput, interval_quantiles
 from jetstream_assets.statistics.seeding import branch_rng
 
 
@@ -34,24 +34,6 @@ def bootstrap_mean(
     out = StatisticOutput(individual_rows(samples, "mean", confidence_interval))
     out.extend(comparison_rows(samples, "mean", confidence_interval))
     return out
-
-
-def per_client_dau_impact(
-    data: pd.DataFrame, metric: str, seed: int | None, *, num_samples: int, drop_highest: float,
-    confidence_interval: float,
-) -> StatisticOutput:
-    """Jetstream `per_client_dau_impact`: the bootstrap-mean comparisons, differences scaled by the number of
-    clients in the analysed population (the gain if the branch were shipped to it); no individual rows."""
-    samples = _bayesian_mean_samples(data, metric, seed, num_samples, drop_highest, confidence_interval)
-    comparisons = comparison_rows(samples, "per_client_dau_impact", confidence_interval)
-    clients = len(data)
-    rows = [
-        Row(r.statistic, r.branch, r.point * clients, r.lower * clients, r.upper * clients,
-            comparison=r.comparison, comparison_to_branch=r.comparison_to_branch, ci_width=r.ci_width)
-        if r.comparison == DIFFERENCE else r
-        for r in comparisons.rows
-    ]
-    return StatisticOutput(rows, comparisons.failures)
 
 
 def population_ratio(

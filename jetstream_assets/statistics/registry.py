@@ -54,6 +54,7 @@ def _validate(statistic: str, key: str, value: Any) -> None:
 
 
 _BOOTSTRAP = {"num_samples": 10_000, "drop_highest": 0.005, "confidence_interval": 0.95}
+_LINEAR_MODEL = {"drop_highest": 0.005, "covariate_adjustment": None, "period": None}
 
 STATISTICS: dict[str, StatisticDefinition] = {
     d.name: d
@@ -64,10 +65,12 @@ STATISTICS: dict[str, StatisticDefinition] = {
         StatisticDefinition("count", aggregates.count, rejects_nulls=False),
         StatisticDefinition("sum", aggregates.sum_, rejects_nulls=False),
         StatisticDefinition(  # mozanalysis drops NULL rows itself before fitting
-            "linear_model_mean", linear_model.linear_model_mean,
-            {"drop_highest": 0.005, "covariate_adjustment": None, "period": None}, rejects_nulls=False,
+            "linear_model_mean", linear_model.linear_model_mean, _LINEAR_MODEL, rejects_nulls=False,
         ),
-        StatisticDefinition("per_client_dau_impact", means.per_client_dau_impact, {**_BOOTSTRAP, "drop_highest": 0.0}),
+        StatisticDefinition(  # a LinearModelMean subclass in Jetstream since 2025-08, trimming nothing
+            "per_client_dau_impact", linear_model.per_client_dau_impact, {**_LINEAR_MODEL, "drop_highest": 0.0},
+            rejects_nulls=False,
+        ),
         StatisticDefinition(
             "population_ratio", means.population_ratio,
             {"numerator": REQUIRED, "denominator": REQUIRED, **_BOOTSTRAP}, reads_pairs=True,
