@@ -54,7 +54,7 @@ def test_tables_read_are_the_events_and_every_table_data_source() -> None:
     )
     tables, subqueries = source_tables(cfg)
     assert [(t.table, t.date_column, t.read_by) for t in tables] == [
-        ("telemetry.events_stream", "submission_timestamp", ("enrollments",)),
+        ("`moz-fx-data-shared-prod.firefox_desktop.events_stream`", "submission_timestamp", ("enrollments",)),
         ("telemetry.clients_daily", "submission_date", ("clients_daily",)),
         ("p.telemetry.clients_daily", "submission_date", ("cd_last_week",)),
     ]

@@ -88,6 +88,10 @@ def write_app_tables(con: duckdb.DuckDBPyConnection, dataset: str, slug: str, pr
             if day == 0 or rng.random() < active:
                 ts = enrolled + dt.timedelta(days=day, hours=1)
                 pings.append((ts, i % 100, client, slug, branch, int(rng.integers(60, 3600))))
+    # a real events_stream has events every day, not only Nimbus ones (the run is bounded by its last day)
+    for day in range(17):
+        events.append((f"{prefix}-other", dt.datetime.combine(START + dt.timedelta(days=day), dt.time(12)), 0,
+                       "glean", "heartbeat", "{}"))
     events_frame = pd.DataFrame(events, columns=["client_id", "ts", "sample_id", "category", "name", "extra"])
     pings_frame = pd.DataFrame(pings, columns=["ts", "sample_id", "client_id", "slug", "branch", "duration"])
     con.register("events_frame", events_frame)

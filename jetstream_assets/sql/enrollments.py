@@ -125,4 +125,4 @@ LEFT JOIN exposures USING (analysis_id, branch){segment_joins}"""
 
 def events_table(config: AnalysisConfig) -> str:
     """The events table the experiment's enrollments and exposures are read from (its app's own)."""
-    return config.experiment.events_stream
+    return shared_table(config.experiment.events_stream)
