@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,7 +39,7 @@ from jetstream_assets.dagster_defs.run_tags import daily_tags
 from jetstream_assets.experimenter.models import Branch, Experiment
 from jetstream_assets.metric_hub.models import AnalysisConfig, DataSource, Metric, StatisticSpec
 from jetstream_assets.sample.designs import BranchDesign
-from jetstream_assets.settings import bundled_metric_hub
+from jetstream_assets_tests.cheap_metric_hub import write_cheap_metric_hub
 from jetstream_assets_tests.fixtures_sample import load_snapshot
 from jetstream_assets_tests.small_sample import analysis_resources, like_tab_groups, write_small_sample
 
@@ -53,16 +52,6 @@ LOST = "lost-window"  # its first weekly window is dropped before the second one
 NEVER = "never-analysed"  # a partition without any materialization
 WEEKLY_FILE = "statistics/statistics_healthy_large_weekly.json"
 
-# two cheap metrics, so the analysis steps take a second
-DEFAULTS = """
-[metrics]
-weekly = ["active_hours", "searched"]
-
-[metrics.active_hours.statistics.bootstrap_mean]
-num_samples = 200
-
-[metrics.searched.statistics.binomial]
-"""
 BROKEN_CONFIG = """
 [metrics]
 weekly = ["no_such_metric_column"]
@@ -101,11 +90,7 @@ def crafted(tmp_path_factory: pytest.TempPathFactory):
         like_tab_groups(BROKEN),
         like_tab_groups(LOST),
     ])
-    hub = root / "metric-hub"
-    shutil.copytree(Path(bundled_metric_hub()) / "definitions", hub / "definitions")
-    (hub / "jetstream" / "defaults").mkdir(parents=True)
-    (hub / "jetstream" / "defaults" / "firefox_desktop.toml").write_text(DEFAULTS)
-    (hub / "jetstream" / f"{BROKEN}.toml").write_text(BROKEN_CONFIG)
+    hub = write_cheap_metric_hub(root / "metric-hub", {BROKEN: BROKEN_CONFIG})
     resources = analysis_resources(root / "home", metric_hub_path=str(hub))
     with dg.instance_for_test() as instance:
         assert load_snapshot(instance, resources).success
