@@ -21,6 +21,7 @@ import pytest
 import requests
 
 from jetstream_assets.dagster_defs.run_tags import rerun_tags
+from jetstream_assets.definitions import defs
 from jetstream_assets.sample.designs import DEMO_SRM_SLUG
 from jetstream_assets_tests.cheap_metric_hub import write_cheap_metric_hub
 from jetstream_assets_tests.fixtures_sample import analyse, load_snapshot
@@ -174,6 +175,10 @@ def launch(ui: Ui, partition: str, assets: list[list[str]], checks: list[tuple[l
                                        for k, v in ({"dagster/partition": partition} | (tags or {})).items()]},
         "mode": "default",
     }
+    if defs.executor is None:
+        # Dagster's default executor runs each step in its own process (seconds each on a loaded CI
+        # machine); the launchpad's in-process choice keeps the test short
+        params["runConfigData"] = {"execution": {"config": {"in_process": {}}}}
     launched = graphql(ui, LAUNCH, params=params)["launchPipelineExecution"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
     run_id = launched["run"]["runId"]
