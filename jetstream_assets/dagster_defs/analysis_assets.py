@@ -41,7 +41,8 @@ def table_metadata(warehouse: Warehouse, table: str, schema: dg.TableSchema | No
     }
 
 
-def _run_metadata(step: ExperimentStep) -> dict:
+def run_metadata(step: ExperimentStep) -> dict:
+    """The analysis date and mode a materialization records (the checks read the date back)."""
     date = step.plan.date if step.plan is not None else step.settings.date
     return {
         ANALYSIS_DATE: dg.MetadataValue.text(date.isoformat()),
@@ -74,10 +75,10 @@ def enrollments(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                 bucket: BucketResource):
     with publish_errors(context, warehouse, bucket), experiment_step(context, warehouse, metric_hub) as step:
         if not step.analysable:
-            yield skip_event(context, step.skip_reason, _run_metadata(step))
+            yield skip_event(context, step.skip_reason, run_metadata(step))
             return
         if not step.plan.enrollments_ready:
-            yield skip_event(context, f"enrollment is not over on {step.plan.date}", _run_metadata(step))
+            yield skip_event(context, f"enrollment is not over on {step.plan.date}", run_metadata(step))
             return
         result = ensure_enrollments(step.warehouse, step.config, step.plan, step.log)
         yield dg.MaterializeResult(
@@ -89,7 +90,7 @@ def enrollments(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                     md_table(["branch", "clients"], sorted(result.clients_per_branch.items()))
                 ),
                 "unknown_branches": dg.MetadataValue.json(result.unknown_branches),
-                **_run_metadata(step),
+                **run_metadata(step),
             },
         )
 
@@ -110,10 +111,10 @@ def metrics(context: dg.AssetExecutionContext, warehouse: WarehouseResource, met
             bucket: BucketResource):
     with publish_errors(context, warehouse, bucket), experiment_step(context, warehouse, metric_hub) as step:
         if not step.analysable:
-            yield skip_event(context, step.skip_reason, _run_metadata(step))
+            yield skip_event(context, step.skip_reason, run_metadata(step))
             return
         if step.plan.is_empty():
-            yield skip_event(context, f"no analysis window is ready on {step.plan.date}", _run_metadata(step))
+            yield skip_event(context, f"no analysis window is ready on {step.plan.date}", run_metadata(step))
             return
         tables = compute_metrics(step.warehouse, step.config, step.plan, step.log)
         if not tables:
@@ -130,7 +131,7 @@ def metrics(context: dg.AssetExecutionContext, warehouse: WarehouseResource, met
                           ", ".join(t.failed_metrics)) for t in tables],
                     )
                 ),
-                **_run_metadata(step),
+                **run_metadata(step),
             }
         )
 
@@ -163,10 +164,10 @@ def statistics(context: dg.AssetExecutionContext, warehouse: WarehouseResource, 
                bucket: BucketResource):
     with publish_errors(context, warehouse, bucket), experiment_step(context, warehouse, metric_hub) as step:
         if not step.analysable:
-            yield skip_event(context, step.skip_reason, _run_metadata(step))
+            yield skip_event(context, step.skip_reason, run_metadata(step))
             return
         if step.plan.is_empty():
-            yield skip_event(context, f"no analysis window is ready on {step.plan.date}", _run_metadata(step))
+            yield skip_event(context, f"no analysis window is ready on {step.plan.date}", run_metadata(step))
             return
         inputs = existing_metrics_tables(step.warehouse, step.config, step.plan)
         tables = compute_statistics(step.warehouse, step.config, step.plan, inputs, step.log)
@@ -194,6 +195,6 @@ def statistics(context: dg.AssetExecutionContext, warehouse: WarehouseResource, 
                 "clients_per_branch": dg.MetadataValue.json({t.table: t.clients_per_branch for t in tables}),
                 f"relative_uplift ({newest.table})": dg.MetadataValue.md(_uplift_preview(preview)),
                 "failures": dg.MetadataValue.json(sorted({f for t in tables for f in t.failures})),
-                **_run_metadata(step),
+                **run_metadata(step),
             },
         )

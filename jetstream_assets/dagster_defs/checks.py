@@ -166,13 +166,14 @@ def published_analysis(
     with wh.session():
         record = _latest_materialization(context.instance, asset, slug)
         metadata = dict(record.asset_materialization.metadata) if record else {}
-        experiment = read_snapshot(wh, today=dt.datetime.now(dt.timezone.utc).date()).get(slug)
         if record is None:
             yield f"{asset.to_user_string()} has not been materialized for {slug}"
         elif SKIPPED in metadata:
             yield f"{slug} was skipped: {metadata[SKIPPED].value}"
-        elif ANALYSIS_DATE not in metadata or experiment is None:
-            yield f"{slug}'s latest {asset.to_user_string()} records no analysis date, or it left the snapshot"
+        elif ANALYSIS_DATE not in metadata:
+            yield f"{slug}'s latest {asset.to_user_string()} records no analysis date"
+        elif (experiment := read_snapshot(wh, today=dt.datetime.now(dt.timezone.utc).date()).get(slug)) is None:
+            yield f"{slug} is not in the Experimenter snapshot"
         else:
             config = metric_hub.get_metric_hub().resolve(experiment)
             date = dt.date.fromisoformat(metadata[ANALYSIS_DATE].value)

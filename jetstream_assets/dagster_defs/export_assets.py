@@ -7,23 +7,18 @@ import dagster as dg
 
 from jetstream_assets.analysis.exports import ExportResult, export_metadata, export_statistics
 from jetstream_assets.analysis.logs import context as log_context
-from jetstream_assets.dagster_defs.analysis_assets import ENROLLMENTS_KEY, STATISTICS_KEY
+from jetstream_assets.dagster_defs.analysis_assets import ENROLLMENTS_KEY, STATISTICS_KEY, run_metadata
 from jetstream_assets.dagster_defs.engine_kinds import bucket_kinds
 from jetstream_assets.dagster_defs.errors_export import ERRORS_JSON_KEY, errors_metadata, export_errors_of, publish_errors
 from jetstream_assets.dagster_defs.experiment_step import experiment_step
 from jetstream_assets.dagster_defs.markdown import md_table
 from jetstream_assets.dagster_defs.partitions import experiments_partitions
 from jetstream_assets.dagster_defs.resources import BucketResource, MetricHubResource, WarehouseResource
-from jetstream_assets.dagster_defs.skips import ANALYSIS_DATE, REFUSED, skip_event
+from jetstream_assets.dagster_defs.skips import REFUSED, skip_event
 
 EXPORTS_GROUP = "experimenter_exports"
 STATISTICS_JSON_KEY = dg.AssetKey(["bucket", "statistics_json"])
 METADATA_JSON_KEY = dg.AssetKey(["bucket", "metadata_json"])
-
-
-def _date_metadata(step) -> dict:
-    date = step.plan.date if step.plan is not None else step.settings.date
-    return {ANALYSIS_DATE: dg.MetadataValue.text(date.isoformat())}
 
 
 @dg.asset(
@@ -41,7 +36,7 @@ def statistics_json(context: dg.AssetExecutionContext, warehouse: WarehouseResou
                     bucket: BucketResource):
     with publish_errors(context, warehouse, bucket), experiment_step(context, warehouse, metric_hub) as step:
         if not step.analysable:
-            yield skip_event(context, step.skip_reason, _date_metadata(step))
+            yield skip_event(context, step.skip_reason, run_metadata(step))
             return
         results = export_statistics(step.warehouse, bucket.get_bucket(), step.slug)
         refused = {r.key: r.refused for r in results if r.refused}
@@ -56,7 +51,7 @@ def statistics_json(context: dg.AssetExecutionContext, warehouse: WarehouseResou
                              [(r.uri, r.rows if r.written else "", _export_status(r)) for r in results])
                 ),
                 REFUSED: dg.MetadataValue.json(refused),
-                **_date_metadata(step),
+                **run_metadata(step),
             },
         )
 
@@ -80,7 +75,7 @@ def metadata_json(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
                   bucket: BucketResource):
     with publish_errors(context, warehouse, bucket), experiment_step(context, warehouse, metric_hub) as step:
         if not step.analysable:
-            yield skip_event(context, step.skip_reason, _date_metadata(step))
+            yield skip_event(context, step.skip_reason, run_metadata(step))
             return
         result = export_metadata(bucket.get_bucket(), step.config, dt.datetime.now(dt.timezone.utc))
         yield dg.MaterializeResult(
