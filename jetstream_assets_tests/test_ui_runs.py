@@ -29,12 +29,15 @@ from jetstream_assets_tests.small_sample import analysis_resources, small_demo_d
 
 COMPLETE = "search-shortcuts-complete"  # ended 2026-10-12: a date-less rerun stops at its end date
 NOT_ENROLLED = "brand-new-experiment"  # enrollment not complete: skipped
+DELETED = "deleted-experiment"  # a partition whose experiment left Experimenter
+ERRORS_JSON_KEY = dg.AssetKey(["bucket", "errors_json"])
 PARTITIONS = [COMPLETE, NOT_ENROLLED]
 BACKFILL_TAGS = {"dagster/backfill": "test-backfill"}  # what the daemon adds; no analysis date
 
 
 @dataclass
 class Backfilled:
+    home: Path
     instance: dg.DagsterInstance
     resources: dict
     runs: dict[str, dg.ExecuteInProcessResult]
@@ -47,15 +50,15 @@ def backfilled(tmp_path_factory: pytest.TempPathFactory):
     resources = analysis_resources(sample.home, metric_hub_path=str(write_cheap_metric_hub(root / "metric-hub")))
     with dg.instance_for_test() as instance:
         assert load_snapshot(instance, resources).success
-        instance.add_dynamic_partitions(experiments_partitions.name, PARTITIONS)
+        instance.add_dynamic_partitions(experiments_partitions.name, [*PARTITIONS, DELETED])
         runs = {slug: dg.materialize([*ANALYSIS_ASSETS, *ANALYSIS_CHECKS], partition_key=slug, tags=BACKFILL_TAGS,
                                      resources=resources, instance=instance, raise_on_error=False)
-                for slug in PARTITIONS}
-        yield Backfilled(instance, resources, runs)
+                for slug in [*PARTITIONS, DELETED]}
+        yield Backfilled(sample.home, instance, resources, runs)
 
 
 def test_a_backfill_over_every_partition_with_a_skipped_experiment_completes_successfully(backfilled: Backfilled):
-    assert all(run.success for run in backfilled.runs.values())
+    assert all(backfilled.runs[slug].success for slug in PARTITIONS)
     for asset in ANALYSIS_ASSETS:
         for key in asset.keys:
             materialized = backfilled.instance.get_materialized_partitions(key)
@@ -72,6 +75,22 @@ def test_a_skipped_experiment_shows_its_reason_on_every_asset_and_check(backfill
     for evaluation in run.get_asset_check_evaluations():
         assert evaluation.passed and evaluation.partition == NOT_ENROLLED
         assert "enrollment has not ended" in evaluation.metadata["skipped"].value
+
+
+def test_the_errors_export_is_materialized_once_per_run(backfilled: Backfilled):
+    for slug in PARTITIONS:
+        events = backfilled.runs[slug].get_asset_materialization_events()
+        assert [e.materialization.partition for e in events if e.asset_key == ERRORS_JSON_KEY] == [slug]
+
+
+def test_a_deleted_experiment_fails_naming_its_slug_and_still_publishes_its_errors_file(backfilled: Backfilled):
+    run = backfilled.runs[DELETED]
+    assert not run.success
+    [failure] = [e for e in run.all_events if e.is_step_failure]
+    assert "'deleted-experiment' is not in monitoring.experimenter_experiments_v1" in (
+        failure.event_specific_data.error.message)
+    assert not run.get_asset_materialization_events()  # the errors step never ran: no record of it
+    assert (backfilled.home / "bucket" / "errors" / "errors_deleted_experiment.json").exists()
 
 
 def test_a_dated_run_records_a_skip_as_an_observation_and_stops(backfilled: Backfilled, tmp_path: Path):
