@@ -1,12 +1,7 @@
-"""Runs launched from the UI (no analysis-date tag): a backfill over every partition where one experiment
-is skipped, what a skip records, and the metadata a Dagster user reads on the materializations.
-
-The backfill daemon decides a backfill's end from the runs it launched, one per partition
-(`dagster/_core/execution/asset_backfill.py`): an (asset, partition) is failed when its run failed or
-was canceled, or when every run has ended and it still has no materialization ("stalled"); the backfill
-is COMPLETED_SUCCESS when every requested (asset, partition) is materialized. Running each partition's
-run here with the real executor and checking those two conditions is what the daemon would conclude.
-"""
+"""Runs launched from the UI (no analysis-date tag): each partition of a backfill over every partition,
+where one experiment is skipped, materializes every asset (what the backfill daemon needs to end
+COMPLETED_SUCCESS: test_backfill_daemon runs the daemon itself); what a skip records; a deleted
+experiment's partition; and the metadata a Dagster user reads on the materializations."""
 
 from __future__ import annotations
 
@@ -57,7 +52,7 @@ def backfilled(tmp_path_factory: pytest.TempPathFactory):
         yield Backfilled(sample.home, instance, resources, runs)
 
 
-def test_a_backfill_over_every_partition_with_a_skipped_experiment_completes_successfully(backfilled: Backfilled):
+def test_every_partition_of_a_backfill_with_a_skipped_experiment_materializes_every_asset(backfilled: Backfilled):
     assert all(backfilled.runs[slug].success for slug in PARTITIONS)
     for asset in ANALYSIS_ASSETS:
         for key in asset.keys:
