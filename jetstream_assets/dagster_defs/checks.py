@@ -26,7 +26,7 @@ import contextlib
 import datetime as dt
 import warnings
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import dagster as dg
 from mozilla_nimbus_schemas.jetstream import Statistics
@@ -190,7 +190,11 @@ def _enrolled_per_branch(analysis: PublishedAnalysis) -> dict[str, int] | None:
     return {str(b): int(n) for b, n in zip(frame["branch"], frame["clients"])}
 
 
-def _evaluate_enrollments(check: CheckDefinition, context, warehouse, metric_hub, rule) -> dg.AssetCheckResult:
+def _evaluate_enrollments(
+    check: CheckDefinition, context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource,
+    metric_hub: MetricHubResource, rule: Callable[[PublishedAnalysis, dict[str, int]], HealthResult],
+) -> dg.AssetCheckResult:
+    """`rule` on the partition's enrolled clients per branch, read from its enrollments table."""
     with published_analysis(context, ENROLLMENTS_KEY, warehouse, metric_hub) as analysis:
         if isinstance(analysis, str):
             return check.nothing_to_check(analysis)
