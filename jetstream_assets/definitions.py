@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from jetstream_assets.dagster_defs.analysis_assets import enrollments, metrics, statistics
+from jetstream_assets.dagster_defs.checks import ANALYSIS_CHECKS
 from jetstream_assets.dagster_defs.export_assets import errors_json, metadata_json, statistics_json
 from jetstream_assets.dagster_defs.jobs import experiment_analysis_job, experimenter_snapshot_job, monitoring_job
 from jetstream_assets.dagster_defs.monitoring_assets import experimenter_experiments_v1, logs
@@ -21,8 +22,11 @@ from jetstream_assets.dagster_defs.sensors import (
     experiment_discovery_sensor,
 )
 
+# who answers for every asset in the UI's catalog and lineage (one team owns the whole code location)
+OWNERS = ["team:experimentation-platform"]
+
 defs = dg.Definitions(
-    assets=[
+    assets=dg.map_asset_specs(lambda spec: spec.replace_attributes(owners=OWNERS), [
         experimenter_experiments_v1,
         logs,
         query_cost_v1,
@@ -32,7 +36,8 @@ defs = dg.Definitions(
         statistics_json,
         metadata_json,
         errors_json,
-    ],
+    ]),
+    asset_checks=ANALYSIS_CHECKS,
     jobs=[experiment_analysis_job, experimenter_snapshot_job, monitoring_job, query_cost_job],
     schedules=[experimenter_snapshot_schedule, daily_analysis_schedule, monitoring_schedule, query_cost_schedule],
     sensors=[experiment_discovery_sensor, config_change_sensor, analysis_run_failure_sensor],

@@ -14,7 +14,8 @@ import dagster as dg
 import pytest
 
 from jetstream_assets.dagster_defs.analysis_assets import enrollments, metrics, statistics
-from jetstream_assets.dagster_defs.export_assets import metadata_json, statistics_json
+from jetstream_assets.dagster_defs.checks import ANALYSIS_CHECKS
+from jetstream_assets.dagster_defs.export_assets import errors_json, metadata_json, statistics_json
 from jetstream_assets.dagster_defs.monitoring_assets import experimenter_experiments_v1
 from jetstream_assets.dagster_defs.partitions import experiments_partitions
 from jetstream_assets.dagster_defs.run_tags import daily_tags, rerun_tags
@@ -22,7 +23,7 @@ from jetstream_assets_tests.small_sample import SmallSample, write_small_sample
 
 CLI = str(Path(sys.executable).with_name("jetstream-assets"))  # the console script of this venv
 # the selection of the `experiment_analysis` job
-ANALYSIS_ASSETS = [enrollments, metrics, statistics, statistics_json, metadata_json]
+ANALYSIS_ASSETS = [enrollments, metrics, statistics, statistics_json, metadata_json, errors_json]
 
 
 @pytest.fixture
@@ -47,11 +48,11 @@ def load_snapshot(instance: dg.DagsterInstance, resources: dict[str, Any]) -> dg
 def analyse(
     instance: dg.DagsterInstance, resources: dict[str, Any], slug: str, date: dt.date, *, rerun: bool = False
 ) -> dg.ExecuteInProcessResult:
-    """One run of the analysis job's assets for the partition `slug` (registered if new)."""
+    """One run of the analysis job's assets and checks for the partition `slug` (registered if new)."""
     if not instance.has_dynamic_partition(experiments_partitions.name, slug):
         instance.add_dynamic_partitions(experiments_partitions.name, [slug])
     return dg.materialize(
-        ANALYSIS_ASSETS,
+        [*ANALYSIS_ASSETS, *ANALYSIS_CHECKS],
         partition_key=slug,
         tags=rerun_tags(date) if rerun else daily_tags(date),
         resources=resources,

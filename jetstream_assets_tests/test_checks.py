@@ -1,17 +1,19 @@
-"""The asset checks on crafted samples: each one passing and failing, evaluated by the assets' own
-steps through `dg.materialize` (enrollment health, statistics completeness, logged errors, the export
-contract), plus the rules' edge cases on plain numbers."""
+"""The asset checks on crafted samples: each one passing and failing, evaluated per experiment partition
+after its asset through `dg.materialize` (enrollment health, statistics completeness, logged errors, the
+export contract), re-evaluated on their own as the UI's "Execute" does, plus the rules' edge cases on
+plain numbers."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
 import duckdb
+from dagster._core.event_api import PartitionKeyFilter  # no public import in 1.13
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 import pandas as pd
 import pytest
 from mozilla_nimbus_schemas.jetstream import Statistics
@@ -20,15 +22,24 @@ from jetstream_assets.analysis.health import WindowStatistics, sample_ratio_mism
 from jetstream_assets.analysis.plan import AnalysisPlan, PeriodPlan
 from jetstream_assets.core.periods import AnalysisPeriod
 from jetstream_assets.core.windows import ExperimentDates
-from jetstream_assets.dagster_defs.analysis_assets import STATISTICS_KEY, enrollments, metrics, statistics
-from jetstream_assets.dagster_defs.export_assets import statistics_json
+from jetstream_assets.dagster_defs.analysis_assets import ENROLLMENTS_KEY, STATISTICS_KEY, enrollments, metrics, statistics
+from jetstream_assets.dagster_defs.checks import (
+    ANALYSIS_CHECKS,
+    analysis_errors_check,
+    enrollment_volume_check,
+    export_contract_check,
+    sample_ratio,
+    statistics_completeness_check,
+    unenrollment_rate,
+)
+from jetstream_assets.dagster_defs.export_assets import STATISTICS_JSON_KEY, statistics_json
 from jetstream_assets.dagster_defs.freshness import DAILY_STATISTICS_FRESHNESS
 from jetstream_assets.dagster_defs.partitions import experiments_partitions
 from jetstream_assets.dagster_defs.run_tags import daily_tags
 from jetstream_assets.experimenter.models import Branch, Experiment
 from jetstream_assets.metric_hub.models import AnalysisConfig, DataSource, Metric, StatisticSpec
 from jetstream_assets.sample.designs import BranchDesign
-from jetstream_assets.settings import bundled_metric_hub
+from jetstream_assets_tests.cheap_metric_hub import write_cheap_metric_hub
 from jetstream_assets_tests.fixtures_sample import load_snapshot
 from jetstream_assets_tests.small_sample import analysis_resources, like_tab_groups, write_small_sample
 
@@ -37,18 +48,10 @@ HEALTHY = "healthy-large"  # 1,200 clients, balanced, 3% unenrollment
 SRM = "srm-three-branches"  # Experimenter 2:1:1, telemetry 1:1:1, 600 clients
 UNENROLLING = "unenrolling"  # half the clients unenroll
 BROKEN = "broken-metric"  # its config adds a metric whose SQL fails
+LOST = "lost-window"  # its first weekly window is dropped before the second one is analysed
+NEVER = "never-analysed"  # a partition without any materialization
 WEEKLY_FILE = "statistics/statistics_healthy_large_weekly.json"
 
-# two cheap metrics, so the analysis steps take a second
-DEFAULTS = """
-[metrics]
-weekly = ["active_hours", "searched"]
-
-[metrics.active_hours.statistics.bootstrap_mean]
-num_samples = 200
-
-[metrics.searched.statistics.binomial]
-"""
 BROKEN_CONFIG = """
 [metrics]
 weekly = ["no_such_metric_column"]
@@ -85,23 +88,28 @@ def crafted(tmp_path_factory: pytest.TempPathFactory):
         )),
         like_tab_groups(UNENROLLING, unenroll_rate=0.5),
         like_tab_groups(BROKEN),
+        like_tab_groups(LOST),
     ])
-    hub = root / "metric-hub"
-    shutil.copytree(Path(bundled_metric_hub()) / "definitions", hub / "definitions")
-    (hub / "jetstream" / "defaults").mkdir(parents=True)
-    (hub / "jetstream" / "defaults" / "firefox_desktop.toml").write_text(DEFAULTS)
-    (hub / "jetstream" / f"{BROKEN}.toml").write_text(BROKEN_CONFIG)
+    hub = write_cheap_metric_hub(root / "metric-hub", {BROKEN: BROKEN_CONFIG})
     resources = analysis_resources(root / "home", metric_hub_path=str(hub))
     with dg.instance_for_test() as instance:
         assert load_snapshot(instance, resources).success
-        instance.add_dynamic_partitions(experiments_partitions.name, [HEALTHY, SRM, UNENROLLING, BROKEN])
+        instance.add_dynamic_partitions(experiments_partitions.name, [HEALTHY, SRM, UNENROLLING, BROKEN, LOST, NEVER])
         state = Crafted(root / "home", resources, instance, {})
-        everything = [enrollments, metrics, statistics, statistics_json]
-        for slug in (HEALTHY, BROKEN):
+        everything = [enrollments, metrics, statistics, statistics_json, *ANALYSIS_CHECKS]
+        for slug in (HEALTHY, BROKEN, LOST):
             state.runs[slug] = state.analyse(slug, everything)
         for slug in (SRM, UNENROLLING):
-            state.runs[slug] = state.analyse(slug, [enrollments])
+            state.runs[slug] = state.analyse(slug, [enrollments, sample_ratio, enrollment_volume_check, unenrollment_rate])
         yield state
+
+
+def execute_checks(definitions: list, slug: str, crafted: Crafted) -> dg.ExecuteInProcessResult:
+    """What the UI's "Execute" launches: the checks alone, for one partition (the run's partition tag;
+    `partition_key=` wants a selected asset to take the partitions from), with no analysis date tag."""
+    checks = [d for d in definitions if isinstance(d, dg.AssetChecksDefinition)]
+    return dg.materialize(definitions, selection=dg.AssetSelection.checks(*checks), tags={"dagster/partition": slug},
+                          resources=crafted.resources, instance=crafted.instance, raise_on_error=False)
 
 
 # --- enrollment health on `mozanalysis/enrollments` ----------------------------------------------
@@ -157,8 +165,10 @@ def test_complete_statistics_pass_and_are_exported(crafted: Crafted) -> None:
 def test_missing_metric_fails_completeness_and_the_other_metrics_are_published(crafted: Crafted) -> None:
     result = crafted.runs[BROKEN]
     check = crafted.checks(BROKEN)["statistics_completeness"]
-    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR and not check.blocking
+    # the metric failed with a logged error: reported at WARN, which a blocking check does not block on
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN and check.blocking
     assert check.metadata["incomplete_metrics"].value == ["no_such_metric_column/mean"]
+    assert check.metadata["unexplained_missing"].value == [] and check.metadata["not_published"].value == []
     assert result.success  # one bad metric does not hide the experiment's other results
     materialized = {e.asset_key for e in result.get_asset_materialization_events()}
     assert {STATISTICS_KEY, dg.AssetKey(["bucket", "statistics_json"])} <= materialized
@@ -173,6 +183,61 @@ def test_errors_logged_in_the_run_warn_and_name_the_metric(crafted: Crafted) -> 
     assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
     assert check.metadata["errors"].value == 2  # the metric failed on both bases
     assert check.metadata["metrics"].value == ["no_such_metric_column"]
+
+
+def test_each_evaluation_carries_its_partition_and_a_failing_srm_stays_failing(crafted: Crafted) -> None:
+    for slug in (HEALTHY, SRM, UNENROLLING, BROKEN):
+        assert {e.partition for e in crafted.runs[slug].get_asset_check_evaluations()} == {slug}
+    key = dg.AssetCheckKey(ENROLLMENTS_KEY, "sample_ratio")
+    storage = crafted.instance.event_log_storage
+    # SRM was evaluated after HEALTHY, and UNENROLLING passed after SRM: each partition keeps its own result
+    latest = {slug: storage.get_latest_asset_check_execution_by_key([key], partition_filter=PartitionKeyFilter(key=slug))[key]
+              for slug in (HEALTHY, SRM, UNENROLLING)}
+    assert {slug: r.status for slug, r in latest.items()} == {
+        HEALTHY: AssetCheckExecutionRecordStatus.SUCCEEDED,
+        SRM: AssetCheckExecutionRecordStatus.FAILED,
+        UNENROLLING: AssetCheckExecutionRecordStatus.SUCCEEDED,
+    }
+    assert all(r.partition == slug for slug, r in latest.items())
+
+
+def test_execute_reevaluates_one_partition_from_the_warehouse_without_the_analysis(crafted: Crafted) -> None:
+    # what the UI's "Execute" launches: the check alone, for one partition, with no analysis date tag
+    result = execute_checks([enrollments, sample_ratio], SRM, crafted)
+    assert result.success and not result.get_asset_materialization_events()
+    [evaluation] = result.get_asset_check_evaluations()
+    assert not evaluation.passed and evaluation.partition == SRM
+    assert evaluation.metadata["max_deviation_branch"].value == "control"
+
+
+def test_a_partition_with_nothing_published_passes_with_the_reason(crafted: Crafted) -> None:
+    result = execute_checks([statistics, statistics_completeness_check, analysis_errors_check], NEVER, crafted)
+    assert result.success
+    evaluations = result.get_asset_check_evaluations()
+    assert {e.check_name for e in evaluations} == {"statistics_completeness", "analysis_errors"}
+    for evaluation in evaluations:
+        assert evaluation.passed and evaluation.partition == NEVER
+        assert "mozanalysis/statistics has not been materialized" in evaluation.metadata["skipped"].value
+
+
+def test_a_daily_run_after_lost_windows_fails_and_keeps_the_published_file(crafted: Crafted) -> None:
+    published = crafted.home / "bucket" / "statistics" / "statistics_lost_window_weekly.json"
+    before = published.read_bytes()
+    with duckdb.connect(str(crafted.home / "warehouse.duckdb")) as con:  # what a crash mid-rerun left
+        for table in ("statistics_lost_window_week_1", "lost_window_enrollments_week_1"):
+            con.execute(f"DROP TABLE mozanalysis.{table}")
+    everything = [enrollments, metrics, statistics, statistics_json, *ANALYSIS_CHECKS]
+    result = dg.materialize(everything, partition_key=LOST, tags=daily_tags(dt.date(2026, 10, 11)),
+                            resources=crafted.resources, instance=crafted.instance, raise_on_error=False)
+    assert not result.success
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    completeness = checks["statistics_completeness"]
+    assert not completeness.passed and completeness.severity == dg.AssetCheckSeverity.ERROR
+    assert {"statistics_lost_window_week_1", "lost_window_enrollments_week_1"} <= set(
+        completeness.metadata["not_published"].value)
+    materialized = {e.asset_key for e in result.get_asset_materialization_events()}
+    assert STATISTICS_KEY in materialized and STATISTICS_JSON_KEY not in materialized
+    assert published.read_bytes() == before, "an incomplete analysis is not exported"
 
 
 def test_null_estimates_fail_completeness() -> None:
@@ -201,10 +266,21 @@ def test_null_estimates_fail_completeness() -> None:
 # --- the export contract on `bucket/statistics_json` ---------------------------------------------
 
 
+def test_a_published_file_missing_rows_of_its_view_fails_the_contract(crafted: Crafted) -> None:
+    published = crafted.home / "bucket" / WEEKLY_FILE
+    rows = json.loads(published.read_text())
+    published.write_text(json.dumps(rows[: len(rows) // 2]))  # valid, newer than the view: not re-exported
+    result = execute_checks([statistics_json, export_contract_check], HEALTHY, crafted)
+    [check] = result.get_asset_check_evaluations()
+    assert not check.passed and check.partition == HEALTHY
+    assert check.metadata["problems"].value[WEEKLY_FILE] == (
+        f"{len(rows) // 2:,} rows published, statistics_healthy_large_weekly has {len(rows):,}")
+
+
 def test_corrupt_published_file_heals_on_the_next_run(crafted: Crafted) -> None:
     published = crafted.home / "bucket" / WEEKLY_FILE
     published.write_text('[{"metric": "half a fil')  # newer than the view: only the contract notices
-    result = crafted.analyse(HEALTHY, [statistics_json])
+    result = crafted.analyse(HEALTHY, [statistics_json, export_contract_check])
     assert result.success
     [check] = result.get_asset_check_evaluations()
     assert check.passed and WEEKLY_FILE in check.metadata["files"].value
@@ -218,7 +294,7 @@ def test_rows_failing_validation_are_not_published_and_fail_the_contract(crafted
         con.execute("INSERT INTO mozanalysis.statistics_healthy_large_week_1 "
                     "SELECT * REPLACE ('per_day' AS analysis_basis) FROM mozanalysis.statistics_healthy_large_week_1 "
                     "WHERE metric = 'identity' LIMIT 1")
-    result = crafted.analyse(HEALTHY, [statistics_json])
+    result = crafted.analyse(HEALTHY, [statistics_json, export_contract_check])
     [check] = result.get_asset_check_evaluations()
     assert not check.passed and check.blocking and check.severity == dg.AssetCheckSeverity.ERROR
     assert "Statistics" in check.metadata["problems"].value[WEEKLY_FILE]

@@ -47,10 +47,50 @@ def test_asset_key_group_kinds_and_partitions(key: str) -> None:
         assert node.partitions_def is None
 
 
-def test_errors_json_is_published_by_the_analysis_steps_not_materialized_on_its_own() -> None:
-    node = defs.resolve_asset_graph().get(dg.AssetKey(["bucket", "errors_json"]))
-    assert not node.is_materializable
-    assert dg.AssetKey(["mozanalysis", "statistics"]) in node.parent_keys
+def test_every_asset_is_executable_so_any_selection_can_be_backfilled() -> None:
+    graph = defs.resolve_asset_graph()
+    assert all(node.is_executable and node.is_materializable for node in graph.asset_nodes)
+    # the errors export runs last in an analysis run: after both other exports
+    assert graph.get(dg.AssetKey(["bucket", "errors_json"])).parent_keys == {
+        dg.AssetKey(["bucket", "statistics_json"]), dg.AssetKey(["bucket", "metadata_json"])}
+
+
+# check -> (asset, blocking); see checks.py for why
+EXPECTED_CHECKS = {
+    "sample_ratio": ("mozanalysis/enrollments", False),
+    "enrollment_volume": ("mozanalysis/enrollments", False),
+    "unenrollment_rate": ("mozanalysis/enrollments", False),
+    "statistics_completeness": ("mozanalysis/statistics", True),
+    "analysis_errors": ("mozanalysis/statistics", False),
+    "export_contract": ("bucket/statistics_json", True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_CHECKS))
+def test_per_experiment_checks_are_partitioned_and_in_the_analysis_job(name: str) -> None:
+    asset, blocking = EXPECTED_CHECKS[name]
+    key = dg.AssetCheckKey(dg.AssetKey.from_user_string(asset), name)
+    spec = defs.resolve_asset_graph().get(key)
+    # `partitions_def` on a check is a Dagster 1.13 preview: this pins that it is kept on the spec
+    assert spec.partitions_def is not None and spec.partitions_def.name == PARTITIONS
+    assert spec.blocking == blocking
+    assert key in defs.resolve_job_def("experiment_analysis").asset_layer.asset_graph.asset_check_keys
+
+
+def test_loading_the_definitions_prints_no_preview_warning() -> None:
+    code = ("import warnings, dagster as dg; warnings.simplefilter('error', dg.PreviewWarning); "
+            "import jetstream_assets.definitions")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+def test_assets_have_an_owner_and_tables_their_dagster_table_metadata() -> None:
+    specs = {s.key.to_user_string(): s for s in defs.resolve_all_asset_specs()}
+    assert all(s.owners == ["team:experimentation-platform"] for s in specs.values())
+    for key in ("mozanalysis/enrollments", "mozanalysis/metrics", "mozanalysis/statistics"):
+        assert specs[key].metadata["dagster/table_name"].value.startswith("mozanalysis.")
+    schema = specs["mozanalysis/statistics"].metadata["dagster/column_schema"].schema
+    assert [c.name for c in schema.columns][:3] == ["metric", "statistic", "parameter"]
 
 
 def test_analysis_dependencies_follow_jetstream_order() -> None:
@@ -66,7 +106,7 @@ def test_analysis_dependencies_follow_jetstream_order() -> None:
     "job, keys",
     [
         ("experiment_analysis", {"mozanalysis/enrollments", "mozanalysis/metrics", "mozanalysis/statistics",
-                                 "bucket/statistics_json", "bucket/metadata_json"}),
+                                 "bucket/statistics_json", "bucket/metadata_json", "bucket/errors_json"}),
         ("experimenter_snapshot", {"monitoring/experimenter_experiments_v1"}),
         ("monitoring_daily", {"monitoring/logs"}),
     ],

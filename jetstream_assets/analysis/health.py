@@ -19,13 +19,19 @@ from scipy import stats
 from jetstream_assets.analysis.exports import published_problem
 from jetstream_assets.analysis.logs import LOGS_TABLE
 from jetstream_assets.analysis.plan import AnalysisPlan, PeriodPlan
-from jetstream_assets.core.naming import enrollments_table, statistics_table
+from jetstream_assets.core.naming import (
+    enrollments_table,
+    metrics_table,
+    metrics_view,
+    statistics_object,
+    statistics_table,
+    statistics_view,
+)
 from jetstream_assets.core.periods import AnalysisPeriod
-from jetstream_assets.engines.bucket import Bucket
+from jetstream_assets.engines.bucket import Bucket, BucketError
 from jetstream_assets.engines.warehouse import QueryLabels, Warehouse, WarehouseError
 from jetstream_assets.metric_hub.models import AnalysisConfig
 from jetstream_assets.sql.dialect import quote_string
-from jetstream_assets.sql.enrollments import EVENTS_STREAM
 
 SRM_MAX_P_VALUE = 0.001
 SRM_MIN_SHARE_DEVIATION = 0.05
@@ -40,6 +46,8 @@ class HealthResult:
     passed: bool
     description: str  # one line with the numbers a user needs first
     metadata: dict[str, Any]
+    # a failure that is reported but must not block what comes after it (a check's severity drops to WARN)
+    warn_only: bool = False
 
 
 # --- enrollment (Experimenter's alert rules) ------------------------------------------------------
@@ -101,12 +109,12 @@ def enrollment_volume(enrolled: int, enrollment_days: int) -> HealthResult:
     )
 
 
-def unenrollment_query(warehouse: Warehouse, slug: str, first: dt.date, last: dt.date) -> str:
+def unenrollment_query(warehouse: Warehouse, slug: str, events_table: str, first: dt.date, last: dt.date) -> str:
     """BigQuery SQL: enrolled clients per branch and how many of them sent an unenrollment event for
     the experiment between `first` and `last` (the date filter prunes events_stream's partitions)."""
     return f"""WITH unenrolled AS (
   SELECT DISTINCT client_id
-  FROM {EVENTS_STREAM}
+  FROM {events_table}
   WHERE DATE(submission_timestamp) BETWEEN DATE {quote_string(first.isoformat())} AND DATE {quote_string(last.isoformat())}
     AND event_category = 'nimbus_events'
     AND event_name = 'unenrollment'
@@ -141,9 +149,12 @@ def unenrollment_rate(per_branch: pd.DataFrame) -> HealthResult:
     )
 
 
-def measure_unenrollment(warehouse: Warehouse, slug: str, first: dt.date, last: dt.date) -> HealthResult:
+def measure_unenrollment(
+    warehouse: Warehouse, slug: str, events_table: str, first: dt.date, last: dt.date
+) -> HealthResult:
+    """Unenrollment of the experiment, from its app's events table (`sql.enrollments.events_table`)."""
     try:
-        frame = warehouse.query(unenrollment_query(warehouse, slug, first, last), QueryLabels(experiment=slug))
+        frame = warehouse.query(unenrollment_query(warehouse, slug, events_table, first, last), QueryLabels(experiment=slug))
     except WarehouseError as e:  # e.g. a custom enrollment query on a warehouse without events_stream
         return HealthResult(False, f"unenrollment could not be measured: {e}", {"error": str(e)[:1000]})
     return unenrollment_rate(frame)
@@ -170,7 +181,7 @@ STATISTIC_SHAPES: dict[str, StatisticShape] = {
     "population_ratio": StatisticShape("population_ratio"),
     # mozanalysis gives NULL estimates for a metric without variation
     "linear_model_mean": StatisticShape("mean_lm", null_estimates=True),
-    "per_client_dau_impact": StatisticShape("per_client_dau_impact", individual=False),
+    "per_client_dau_impact": StatisticShape("per_client_dau_impact", individual=False, null_estimates=True),
     "count": StatisticShape("count", comparisons=False, interval=False),
     "sum": StatisticShape("sum", comparisons=False, interval=False),
     "empirical_cdf": StatisticShape("empirical_cdf", comparisons=False, interval=False),
@@ -245,11 +256,37 @@ def _describe(key: tuple) -> str:
     return f"{metric}/{statistic} {branch}{versus} [{segment}, {basis}]"
 
 
+def expected_relations(config: AnalysisConfig, plan: AnalysisPlan) -> list[str]:
+    """Every metrics and statistics table and view the plan's windows publish (a plan built with
+    `rerun=True` lists every window ready by its date: what must exist once that date is analysed)."""
+    slug = config.experiment.slug
+    names = []
+    for period_plan in plan.periods:
+        if not period_plan.windows:
+            continue
+        period, suffix = period_plan.period.value, period_plan.period.table_suffix
+        for window in period_plan.windows:
+            names.append(statistics_table(slug, period, window.index))
+            names += [metrics_table(slug, basis, period, window.index) for basis in period_plan.bases()]
+        names.append(statistics_view(slug, suffix))
+        names += [metrics_view(slug, basis, suffix) for basis in period_plan.bases()]
+    return names
+
+
 def statistics_completeness(
-    config: AnalysisConfig, plan: AnalysisPlan, windows: Sequence[WindowStatistics]
+    config: AnalysisConfig,
+    plan: AnalysisPlan,
+    windows: Sequence[WindowStatistics],
+    missing_relations: Sequence[str] = (),
+    failed_metrics: frozenset[str] = frozenset(),
 ) -> HealthResult:
-    """Every configured metric × statistic × branch (and ordered branch pair) × segment × basis is
-    present in each planned window, with no NULL estimate where the statistic has one."""
+    """Every table and view that should be published exists (`missing_relations` are those that do not),
+    and every configured metric × statistic × branch (and ordered branch pair) × segment × basis is
+    present in each window, with no NULL estimate where the statistic has one.
+
+    Something unpublished, or rows missing with no logged error to explain them, is a blocking failure.
+    Rows of `failed_metrics` (metrics with a logged ERROR) and NULL estimates are reported only
+    (`warn_only`): the other metrics' results are valid and are published, as Jetstream does."""
     plans = {p.period: p for p in plan.periods}
     missing_tables, missing, nulls = [], [], []
     expected_rows = 0
@@ -262,17 +299,21 @@ def statistics_completeness(
         present = {_key(r) for r in window.rows[KEY_COLUMNS].to_dict("records")}
         missing += [(window.table, k) for k in expected if k not in present]
         nulls += [f"{window.table}: {n}" for n in _null_estimates(window.rows, expected)]
+    not_published = sorted(set(missing_relations) | set(missing_tables))
     incomplete_metrics = sorted({f"{k[0]}/{k[1]}" for _, k in missing})
-    passed = not (missing_tables or missing or nulls)
+    unexplained = sorted({f"{k[0]}/{k[1]}" for _, k in missing if k[0] not in failed_metrics})
+    passed = not (not_published or missing or nulls)
     if passed:
         description = f"{expected_rows:,} expected rows present in {len(windows)} window(s)"
     else:
-        description = (
+        description = "; ".join(part for part in (
+            f"not published: {', '.join(not_published[:5])}" + (" ..." if len(not_published) > 5 else "")
+            if not_published else "",
             f"{len(missing):,} of {expected_rows:,} expected rows missing"
             + (f" (metric/statistic: {', '.join(incomplete_metrics[:5])})" if incomplete_metrics else "")
-            + (f"; tables not written: {', '.join(missing_tables)}" if missing_tables else "")
-            + (f"; {len(nulls)} rows with NULL estimates" if nulls else "")
-        )
+            if missing else "",
+            f"{len(nulls)} rows with NULL estimates" if nulls else "",
+        ) if part)
     return HealthResult(
         passed=passed,
         description=description,
@@ -281,11 +322,13 @@ def statistics_completeness(
             "expected_rows": expected_rows,
             "missing_rows": len(missing),
             "incomplete_metrics": incomplete_metrics,
+            "unexplained_missing": unexplained,
             "missing_examples": [f"{table}: {_describe(k)}" for table, k in missing[:_SHOWN]],
-            "tables_not_written": missing_tables,
+            "not_published": not_published,
             "null_estimate_rows": len(nulls),
             "null_estimate_examples": nulls[:_SHOWN],
         },
+        warn_only=not (not_published or unexplained),
     )
 
 
@@ -308,16 +351,16 @@ def read_window_statistics(warehouse: Warehouse, config: AnalysisConfig, plan: A
 # --- published files and logged errors -----------------------------------------------------------
 
 
-def export_contract(bucket: Bucket, keys: Sequence[str], model, refused: Mapping[str, str]) -> HealthResult:
-    """Each published object, re-read from the bucket, parses and validates against `model`; `refused`
-    are exports that failed validation and were not written (object key -> reason)."""
-    problems = dict(refused)
+def export_contract(bucket: Bucket, keys: Sequence[str], model, known_problems: Mapping[str, str]) -> HealthResult:
+    """Each object, re-read from the bucket, parses and validates against `model`; `known_problems` are
+    found by the caller (an export refused for failing validation, rows missing; object key -> reason)."""
+    problems = dict(known_problems)
     for key in keys:
         if key not in problems:
             problem = published_problem(bucket, key, model)
             if problem is not None:
                 problems[key] = problem
-    checked = sorted(set(keys) | set(refused))
+    checked = sorted(set(keys) | set(known_problems))
     description = (
         f"{len(checked)} file(s) valid {model.__name__}" if not problems
         else f"{len(problems)} of {len(checked)} file(s) invalid: " + "; ".join(f"{k}: {v}" for k, v in sorted(problems.items()))[:400]
@@ -329,17 +372,60 @@ def export_contract(bucket: Bucket, keys: Sequence[str], model, refused: Mapping
     )
 
 
-def analysis_errors(warehouse: Warehouse, slug: str, since: dt.datetime) -> HealthResult:
-    """ERROR rows of the experiment in `monitoring.logs` since `since` (naive UTC)."""
+def missing_exported_rows(warehouse: Warehouse, bucket: Bucket, slug: str, plan: AnalysisPlan) -> dict[str, str]:
+    """For each period the plan has windows in, what its published statistics file lacks: the file, a
+    window, or rows of its view (object key -> problem). Unreadable files are left to `export_contract`."""
+    problems = {}
+    for period_plan in plan.periods:
+        if not period_plan.windows:
+            continue
+        suffix = period_plan.period.table_suffix
+        key = statistics_object(slug, suffix)
+        if bucket.updated(key) is None:
+            problems[key] = "not published"
+            continue
+        try:
+            rows = bucket.read_json(key)
+            indexes = {int(r["window_index"]) for r in rows}
+        except (BucketError, TypeError, KeyError, ValueError):
+            continue
+        absent = sorted({w.index for w in period_plan.windows} - indexes)
+        view = statistics_view(slug, suffix)
+        in_view = None
+        if warehouse.table_exists(warehouse.dataset, view):
+            in_view = int(warehouse.query(f"SELECT COUNT(*) AS n FROM {warehouse.table_ref(warehouse.dataset, view)}",
+                                          QueryLabels(experiment=slug))["n"].iloc[0])
+        if absent:
+            problems[key] = f"window(s) {', '.join(map(str, absent))} not published"
+        elif in_view is not None and in_view != len(rows):
+            problems[key] = f"{len(rows):,} rows published, {view} has {in_view:,}"
+    return problems
+
+
+def _error_rows(warehouse: Warehouse, slug: str, since: dt.datetime) -> pd.DataFrame | None:
+    """The experiment's ERROR rows in `monitoring.logs` since `since` (naive UTC); None without the table."""
     if not warehouse.table_exists(warehouse.monitoring_dataset, LOGS_TABLE):
-        return HealthResult(True, "no ERROR logged", {"errors": 0})
-    frame = warehouse.query(
+        return None
+    return warehouse.query(
         f"SELECT timestamp, message, exception_type, metric, statistic, analysis_basis, segment, analysis_period "
         f"FROM {warehouse.table_ref(warehouse.monitoring_dataset, LOGS_TABLE)} "
         f"WHERE experiment = {quote_string(slug)} AND log_level = 'ERROR' "
         f"AND timestamp >= TIMESTAMP {quote_string(since.isoformat(sep=' '))} ORDER BY timestamp",
         QueryLabels(experiment=slug),
     )
+
+
+def metrics_with_logged_errors(warehouse: Warehouse, slug: str, since: dt.datetime) -> frozenset[str]:
+    """Metrics named by an ERROR row of the experiment since `since`: their missing rows are explained."""
+    frame = _error_rows(warehouse, slug, since)
+    return frozenset() if frame is None else frozenset(str(m) for m in frame["metric"].dropna())
+
+
+def analysis_errors(warehouse: Warehouse, slug: str, since: dt.datetime) -> HealthResult:
+    """ERROR rows of the experiment in `monitoring.logs` since `since` (naive UTC)."""
+    frame = _error_rows(warehouse, slug, since)
+    if frame is None:
+        return HealthResult(True, "no ERROR logged", {"errors": 0})
     metrics = sorted({m for m in frame["metric"].dropna()})
     types = frame["exception_type"].fillna("(none)").value_counts()
     description = (

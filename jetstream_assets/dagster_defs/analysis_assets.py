@@ -1,35 +1,19 @@
 """Per-experiment tables: enrollments, metrics and statistics (partitioned by experiment slug).
 
-A step that has nothing to do (the experiment is skipped, or no window became ready on the run's
-date) yields no materialization, and the steps after it in the run are skipped, as in Jetstream.
-Enrollment health and statistics completeness are asset checks evaluated by these steps (see checks).
+A step that has nothing to do (the experiment is skipped, or no window is ready on the run's date)
+publishes nothing and says why (see skips). Enrollment health and statistics completeness are
+partitioned asset checks evaluated after these steps (see checks).
 """
-
 
 import dagster as dg
 
 from jetstream_assets.analysis.enrollments import ensure_enrollments
-from jetstream_assets.analysis.health import (
-    analysis_errors,
-    enrollment_days_passed,
-    enrollment_volume,
-    measure_unenrollment,
-    read_window_statistics,
-    sample_ratio_mismatch,
-    statistics_completeness,
-)
 from jetstream_assets.analysis.metrics import compute_metrics, existing_metrics_tables
-from jetstream_assets.analysis.statistics_tables import compute_statistics
+from jetstream_assets.analysis.statistics_tables import StatisticsTable, compute_statistics
+from jetstream_assets.core.periods import AnalysisPeriod
+from jetstream_assets.core.schema import STATISTICS_SCHEMA
+from jetstream_assets.core.windows import ExperimentDates, window
 from jetstream_assets.sql.dialect import quote_string
-from jetstream_assets.dagster_defs.checks import (
-    ANALYSIS_ERRORS,
-    ENROLLMENT_VOLUME,
-    SAMPLE_RATIO,
-    STATISTICS_COMPLETENESS,
-    UNENROLLMENT_RATE,
-    checked_asset,
-    run_started_at,
-)
 from jetstream_assets.dagster_defs.engine_kinds import warehouse_kinds
 from jetstream_assets.dagster_defs.experiment_step import ExperimentStep, experiment_step
 from jetstream_assets.dagster_defs.freshness import DAILY_STATISTICS_FRESHNESS
@@ -37,73 +21,77 @@ from jetstream_assets.dagster_defs.markdown import md_table
 from jetstream_assets.dagster_defs.partitions import WAREHOUSE_POOL, experiments_partitions
 from jetstream_assets.dagster_defs.resources import BucketResource, MetricHubResource, WarehouseResource
 from jetstream_assets.dagster_defs.errors_export import publish_errors
+from jetstream_assets.dagster_defs.skips import ANALYSIS_DATE, skip_event
+from jetstream_assets.engines.warehouse import Warehouse
 
 ENROLLMENTS_KEY = dg.AssetKey(["mozanalysis", "enrollments"])
 METRICS_KEY = dg.AssetKey(["mozanalysis", "metrics"])
 STATISTICS_KEY = dg.AssetKey(["mozanalysis", "statistics"])
 ANALYSIS_GROUP = "experiment_analysis"
+STATISTICS_COLUMN_SCHEMA = dg.TableSchema(columns=[dg.TableColumn(f.name, f.type) for f in STATISTICS_SCHEMA])
 
 
-def _enrollment_checks(step: ExperimentStep, clients_per_branch: dict[str, int]) -> list[dg.AssetCheckResult]:
-    experiment = step.config.experiment
-    dates = step.plan.dates
-    days = enrollment_days_passed(dates.start_date, dates.last_enrollment_date, step.plan.date)
-    return [
-        SAMPLE_RATIO.result(sample_ratio_mismatch(clients_per_branch, {b.slug: b.ratio for b in experiment.branches})),
-        ENROLLMENT_VOLUME.result(enrollment_volume(sum(clients_per_branch.values()), days)),
-        UNENROLLMENT_RATE.result(measure_unenrollment(step.warehouse, step.slug, dates.start_date, step.plan.date)),
-    ]
-
-
-def _statistics_checks(context: dg.AssetExecutionContext, step: ExperimentStep) -> list[dg.AssetCheckResult]:
-    step.logs_handler.flush()  # this step's ERROR rows count too
-    windows = read_window_statistics(step.warehouse, step.config, step.plan)
-    return [
-        STATISTICS_COMPLETENESS.result(statistics_completeness(step.config, step.plan, windows)),
-        ANALYSIS_ERRORS.result(analysis_errors(step.warehouse, step.slug, run_started_at(context))),
-    ]
-
-
-def _run_metadata(step) -> dict:
+def table_metadata(warehouse: Warehouse, table: str, schema: dg.TableSchema | None = None) -> dict:
+    """Dagster's table keys for one warehouse table; its column names are read back when not known."""
+    if schema is None:
+        schema = dg.TableSchema(columns=[dg.TableColumn(c, "") for c in warehouse.table_schema(warehouse.dataset, table)])
     return {
-        "analysis_date": dg.MetadataValue.text(step.plan.date.isoformat()),
-        "mode": dg.MetadataValue.text("rerun" if step.plan.rerun else "daily"),
+        "dagster/table_name": dg.MetadataValue.text(f"{warehouse.dataset}.{table}"),
+        "dagster/column_schema": dg.MetadataValue.table_schema(schema),
     }
 
 
-@checked_asset(
-    dg.AssetSpec(
-        ENROLLMENTS_KEY,
-        group_name=ANALYSIS_GROUP,
-        kinds=warehouse_kinds(),
-        skippable=True,
-        description="`enrollments_<slug>`: one row per enrolled client and branch, with segment flags and "
-        "default Nimbus exposures. Built once, on the first day the `day` period is ready, then reused.",
-    ),
-    [SAMPLE_RATIO, ENROLLMENT_VOLUME, UNENROLLMENT_RATE],
+def run_metadata(step: ExperimentStep) -> dict:
+    """The analysis date and mode a materialization records (the checks read the date back)."""
+    date = step.plan.date if step.plan is not None else step.settings.date
+    return {
+        ANALYSIS_DATE: dg.MetadataValue.text(date.isoformat()),
+        "mode": dg.MetadataValue.text("rerun" if step.settings.rerun else "daily"),
+    }
+
+
+def newest_window(dates: ExperimentDates, tables: list[StatisticsTable]) -> StatisticsTable:
+    """The table of the window whose days reach furthest (the longer one on a tie): `week_2` over
+    `preenrollment_week_1`, `days28_1` over `week_4`, `overall_1` over every other."""
+    def recency(table: StatisticsTable) -> tuple[int, int]:
+        w = window(dates, AnalysisPeriod(table.period), table.window_index)
+        return w.end, w.days
+
+    return max(tables, key=recency)
+
+
+@dg.asset(
+    key=ENROLLMENTS_KEY,
+    partitions_def=experiments_partitions,
+    pool=WAREHOUSE_POOL,
+    group_name=ANALYSIS_GROUP,
+    kinds=warehouse_kinds(),
+    output_required=False,
+    metadata={"dagster/table_name": dg.MetadataValue.text("mozanalysis.enrollments_<slug>")},
+    description="`enrollments_<slug>`: one row per enrolled client and branch, with segment flags and "
+    "default Nimbus exposures. Built once, on the first day the `day` period is ready, then reused.",
 )
 def enrollments(context: dg.AssetExecutionContext, warehouse: WarehouseResource, metric_hub: MetricHubResource,
                 bucket: BucketResource):
     with publish_errors(context, warehouse, bucket), experiment_step(context, warehouse, metric_hub) as step:
         if not step.analysable:
-            context.log.info(f"{step.slug} skipped: {step.skip_reason}")
+            yield skip_event(context, step.skip_reason, run_metadata(step))
             return
         if not step.plan.enrollments_ready:
-            context.log.info(f"{step.slug}: enrollment is not over on {step.plan.date}; nothing to do yet")
+            yield skip_event(context, f"enrollment is not over on {step.plan.date}", run_metadata(step))
             return
         result = ensure_enrollments(step.warehouse, step.config, step.plan, step.log)
         yield dg.MaterializeResult(
             metadata={
                 "dagster/row_count": result.rows,
-                "table": dg.MetadataValue.text(f"{step.warehouse.dataset}.{result.table}"),
+                **table_metadata(step.warehouse, result.table),
                 "created": result.created,
                 "clients_per_branch": dg.MetadataValue.md(
                     md_table(["branch", "clients"], sorted(result.clients_per_branch.items()))
                 ),
                 "unknown_branches": dg.MetadataValue.json(result.unknown_branches),
-                **_run_metadata(step),
+                **run_metadata(step),
             },
-            check_results=_enrollment_checks(step, result.clients_per_branch),
         )
 
 
@@ -115,14 +103,18 @@ def enrollments(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     group_name=ANALYSIS_GROUP,
     kinds=warehouse_kinds(),
     output_required=False,
+    metadata={"dagster/table_name": dg.MetadataValue.text("mozanalysis.<slug>_<basis>_<period>_<n>")},
     description="Per-client metrics `<slug>_<basis>_<period>_<n>` for each window ready on the analysis "
     "date, and the views `<slug>_<basis>_<suffix>` over all windows.",
 )
 def metrics(context: dg.AssetExecutionContext, warehouse: WarehouseResource, metric_hub: MetricHubResource,
             bucket: BucketResource):
     with publish_errors(context, warehouse, bucket), experiment_step(context, warehouse, metric_hub) as step:
-        if not step.analysable or step.plan.is_empty():
-            context.log.info(f"{step.slug}: no analysis window is ready on {step.settings.date}")
+        if not step.analysable:
+            yield skip_event(context, step.skip_reason, run_metadata(step))
+            return
+        if step.plan.is_empty():
+            yield skip_event(context, f"no analysis window is ready on {step.plan.date}", run_metadata(step))
             return
         tables = compute_metrics(step.warehouse, step.config, step.plan, step.log)
         if not tables:
@@ -130,6 +122,8 @@ def metrics(context: dg.AssetExecutionContext, warehouse: WarehouseResource, met
         yield dg.MaterializeResult(
             metadata={
                 "dagster/row_count": sum(t.rows for t in tables),
+                # the last table written: the window tables of one period share its columns
+                **table_metadata(step.warehouse, tables[-1].table),
                 "tables": dg.MetadataValue.md(
                     md_table(
                         ["period", "window", "basis", "table", "clients", "metrics", "failed"],
@@ -137,7 +131,7 @@ def metrics(context: dg.AssetExecutionContext, warehouse: WarehouseResource, met
                           ", ".join(t.failed_metrics)) for t in tables],
                     )
                 ),
-                **_run_metadata(step),
+                **run_metadata(step),
             }
         )
 
@@ -150,32 +144,36 @@ def _uplift_preview(frame_rows: list[dict]) -> str:
     return md_table(["metric", "statistic", "branch", "vs", "relative uplift", "lower", "upper"], rows)
 
 
-@checked_asset(
-    dg.AssetSpec(
-        STATISTICS_KEY,
-        deps=[METRICS_KEY],
-        group_name=ANALYSIS_GROUP,
-        kinds=warehouse_kinds() | {"pandas"},
-        skippable=True,
-        freshness_policy=DAILY_STATISTICS_FRESHNESS,
-        description="Statistics `statistics_<slug>_<period>_<n>` (schema v4) for every metric, statistic, branch "
-        "pair, segment and basis, and the views `statistics_<slug>_<suffix>`.",
-    ),
-    # the errors check lives here: statistics is the last analysis step, and it runs whenever an earlier
-    # step failed only partially (a failed metric or statistic is logged and the rest is computed), so it
-    # sees every ERROR row of the run; a step that fails outright fails the run, which is its own alert
-    [STATISTICS_COMPLETENESS, ANALYSIS_ERRORS],
+@dg.asset(
+    key=STATISTICS_KEY,
+    deps=[METRICS_KEY],
+    partitions_def=experiments_partitions,
+    pool=WAREHOUSE_POOL,
+    group_name=ANALYSIS_GROUP,
+    kinds=warehouse_kinds() | {"pandas"},
+    output_required=False,
+    freshness_policy=DAILY_STATISTICS_FRESHNESS,
+    metadata={
+        "dagster/table_name": dg.MetadataValue.text("mozanalysis.statistics_<slug>_<period>_<n>"),
+        "dagster/column_schema": dg.MetadataValue.table_schema(STATISTICS_COLUMN_SCHEMA),
+    },
+    description="Statistics `statistics_<slug>_<period>_<n>` (schema v4) for every metric, statistic, branch "
+    "pair, segment and basis, and the views `statistics_<slug>_<suffix>`.",
 )
 def statistics(context: dg.AssetExecutionContext, warehouse: WarehouseResource, metric_hub: MetricHubResource,
                bucket: BucketResource):
     with publish_errors(context, warehouse, bucket), experiment_step(context, warehouse, metric_hub) as step:
-        if not step.analysable or step.plan.is_empty():
+        if not step.analysable:
+            yield skip_event(context, step.skip_reason, run_metadata(step))
+            return
+        if step.plan.is_empty():
+            yield skip_event(context, f"no analysis window is ready on {step.plan.date}", run_metadata(step))
             return
         inputs = existing_metrics_tables(step.warehouse, step.config, step.plan)
         tables = compute_statistics(step.warehouse, step.config, step.plan, inputs, step.log)
         if not tables:
             raise dg.Failure(f"{step.slug}: no metrics table to compute statistics from")
-        newest = tables[-1]
+        newest = newest_window(step.plan.dates, tables)
         reference = step.config.experiment.reference_branch or step.config.experiment.branch_slugs[0]
         preview = step.warehouse.query(
             f"SELECT metric, statistic, branch, comparison_to_branch, point, lower, upper "
@@ -186,6 +184,7 @@ def statistics(context: dg.AssetExecutionContext, warehouse: WarehouseResource, 
         yield dg.MaterializeResult(
             metadata={
                 "dagster/row_count": sum(t.rows for t in tables),
+                **table_metadata(step.warehouse, newest.table, STATISTICS_COLUMN_SCHEMA),
                 "tables": dg.MetadataValue.md(
                     md_table(["period", "window", "table", "rows", "failures", "SQL (s)", "statistics (s)"],
                              [(t.period, t.window_index, t.table, t.rows, len(t.failures), round(t.sql_seconds, 2),
@@ -196,7 +195,6 @@ def statistics(context: dg.AssetExecutionContext, warehouse: WarehouseResource, 
                 "clients_per_branch": dg.MetadataValue.json({t.table: t.clients_per_branch for t in tables}),
                 f"relative_uplift ({newest.table})": dg.MetadataValue.md(_uplift_preview(preview)),
                 "failures": dg.MetadataValue.json(sorted({f for t in tables for f in t.failures})),
-                **_run_metadata(step),
+                **run_metadata(step),
             },
-            check_results=_statistics_checks(context, step),
         )

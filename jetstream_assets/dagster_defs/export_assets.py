@@ -1,53 +1,49 @@
-"""Bucket exports Experimenter reads, per experiment: statistics and metadata JSON (errors JSON is
-published by every analysis step, see errors_export)."""
+"""Bucket exports Experimenter reads, per experiment: statistics, metadata and errors JSON."""
 
 
 import datetime as dt
 
 import dagster as dg
-from mozilla_nimbus_schemas.jetstream import Statistics
 
 from jetstream_assets.analysis.exports import ExportResult, export_metadata, export_statistics
-from jetstream_assets.analysis.health import export_contract
 from jetstream_assets.analysis.logs import context as log_context
-from jetstream_assets.dagster_defs.analysis_assets import ENROLLMENTS_KEY, STATISTICS_KEY
-from jetstream_assets.dagster_defs.checks import EXPORT_CONTRACT, checked_asset
+from jetstream_assets.dagster_defs.analysis_assets import ENROLLMENTS_KEY, STATISTICS_KEY, run_metadata
 from jetstream_assets.dagster_defs.engine_kinds import bucket_kinds
-from jetstream_assets.dagster_defs.errors_export import ERRORS_JSON_KEY, publish_errors
+from jetstream_assets.dagster_defs.run_times import run_started_at
+from jetstream_assets.dagster_defs.errors_export import ERRORS_JSON_KEY, errors_metadata, export_errors_of, publish_errors
 from jetstream_assets.dagster_defs.experiment_step import experiment_step
 from jetstream_assets.dagster_defs.markdown import md_table
 from jetstream_assets.dagster_defs.partitions import experiments_partitions
 from jetstream_assets.dagster_defs.resources import BucketResource, MetricHubResource, WarehouseResource
+from jetstream_assets.dagster_defs.skips import REFUSED, skip_event
 
 EXPORTS_GROUP = "experimenter_exports"
 STATISTICS_JSON_KEY = dg.AssetKey(["bucket", "statistics_json"])
+METADATA_JSON_KEY = dg.AssetKey(["bucket", "metadata_json"])
 
 
-@checked_asset(
-    dg.AssetSpec(
-        STATISTICS_JSON_KEY,
-        deps=[STATISTICS_KEY],
-        group_name=EXPORTS_GROUP,
-        kinds=bucket_kinds(),
-        skippable=True,
-        description="`statistics/statistics_<slug>_<suffix>.json`: each statistics view as a JSON array "
-        "(nimbus `Statistics`), re-exported when the view changed since the file was written or the published "
-        "file is unusable; a view that fails validation is not published.",
-    ),
-    [EXPORT_CONTRACT],
+@dg.asset(
+    key=STATISTICS_JSON_KEY,
+    deps=[STATISTICS_KEY],
+    partitions_def=experiments_partitions,
+    group_name=EXPORTS_GROUP,
+    kinds=bucket_kinds(),
+    output_required=False,
+    description="`statistics/statistics_<slug>_<suffix>.json`: each statistics view as a JSON array "
+    "(nimbus `Statistics`), re-exported when the view changed since the file was written or the published "
+    "file is unusable; a view that fails validation is not published.",
 )
 def statistics_json(context: dg.AssetExecutionContext, warehouse: WarehouseResource, metric_hub: MetricHubResource,
                     bucket: BucketResource):
     with publish_errors(context, warehouse, bucket), experiment_step(context, warehouse, metric_hub) as step:
         if not step.analysable:
+            yield skip_event(context, step.skip_reason, run_metadata(step))
             return
-        target = bucket.get_bucket()
-        results = export_statistics(step.warehouse, target, step.slug)
+        results = export_statistics(step.warehouse, bucket.get_bucket(), step.slug)
         refused = {r.key: r.refused for r in results if r.refused}
         for key, reason in refused.items():
             step.log.error("%s: %s not published: %s", step.slug, key, reason, extra=log_context(experiment=step.slug))
         written = [r for r in results if r.written]
-        contract = export_contract(target, [r.key for r in results if not r.refused], Statistics, refused)
         yield dg.MaterializeResult(
             metadata={
                 "dagster/row_count": sum(r.rows for r in written),
@@ -55,8 +51,9 @@ def statistics_json(context: dg.AssetExecutionContext, warehouse: WarehouseResou
                     md_table(["file", "rows", "written"],
                              [(r.uri, r.rows if r.written else "", _export_status(r)) for r in results])
                 ),
+                REFUSED: dg.MetadataValue.json(refused),
+                **run_metadata(step),
             },
-            check_results=[EXPORT_CONTRACT.result(contract)],
         )
 
 
@@ -67,7 +64,7 @@ def _export_status(result: ExportResult) -> str:
 
 
 @dg.asset(
-    key=["bucket", "metadata_json"],
+    key=METADATA_JSON_KEY,
     deps=[ENROLLMENTS_KEY],
     partitions_def=experiments_partitions,
     group_name=EXPORTS_GROUP,
@@ -79,6 +76,7 @@ def metadata_json(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
                   bucket: BucketResource):
     with publish_errors(context, warehouse, bucket), experiment_step(context, warehouse, metric_hub) as step:
         if not step.analysable:
+            yield skip_event(context, step.skip_reason, run_metadata(step))
             return
         result = export_metadata(bucket.get_bucket(), step.config, dt.datetime.now(dt.timezone.utc))
         yield dg.MaterializeResult(
@@ -94,12 +92,19 @@ def metadata_json(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
         )
 
 
-errors_json = dg.AssetSpec(
+@dg.asset(
     key=ERRORS_JSON_KEY,
-    deps=[STATISTICS_KEY],
+    # last in a run, so it holds every step's rows; a failed step publishes the file itself (publish_errors)
+    deps=[STATISTICS_JSON_KEY, METADATA_JSON_KEY],
     partitions_def=experiments_partitions,
     group_name=EXPORTS_GROUP,
     kinds=bucket_kinds(),
     description="`errors/errors_<slug>.json` (nimbus `AnalysisErrors`): the experiment's WARNING/ERROR log rows "
-    "of the current weekly cycle, without expected skips; re-published by every analysis step.",
+    "of the current weekly cycle, without expected skips. Materialized once per run, after the other exports; "
+    "every analysis step also rewrites the file when it ends, so a run that fails still publishes its errors.",
 )
+def errors_json(context: dg.AssetExecutionContext, warehouse: WarehouseResource, bucket: BucketResource):
+    wh = warehouse.get_warehouse()
+    with wh.session():
+        result = export_errors_of(wh, bucket, context.partition_key, run_started_at(context.instance, context.run_id))
+    return dg.MaterializeResult(metadata=errors_metadata(result))

@@ -5,18 +5,15 @@ from __future__ import annotations
 import dagster as dg
 
 from jetstream_assets.dagster_defs.analysis_assets import ENROLLMENTS_KEY, METRICS_KEY, STATISTICS_KEY
+from jetstream_assets.dagster_defs.errors_export import ERRORS_JSON_KEY
+from jetstream_assets.dagster_defs.export_assets import METADATA_JSON_KEY, STATISTICS_JSON_KEY
 from jetstream_assets.dagster_defs.monitoring_assets import LOGS_KEY, SNAPSHOT_KEY
 
-ANALYSIS_KEYS = [
-    ENROLLMENTS_KEY,
-    METRICS_KEY,
-    STATISTICS_KEY,
-    dg.AssetKey(["bucket", "statistics_json"]),
-    dg.AssetKey(["bucket", "metadata_json"]),
-]
+ANALYSIS_KEYS = [ENROLLMENTS_KEY, METRICS_KEY, STATISTICS_KEY, STATISTICS_JSON_KEY, METADATA_JSON_KEY, ERRORS_JSON_KEY]
 
 experiment_analysis_job = dg.define_asset_job(
     "experiment_analysis",
+    # the selection includes the assets' partitioned checks, each evaluated after its asset
     selection=dg.AssetSelection.assets(*ANALYSIS_KEYS),
     description="Analyse one experiment (partition) for the date in the `jetstream/analysis_date` tag; without "
     "the tag (e.g. a backfill from the UI) it re-analyses every date up to the last day of complete data.",

@@ -24,6 +24,7 @@ from jetstream_assets.dagster_defs.jobs import experiment_analysis_job
 from jetstream_assets.dagster_defs.partitions import experiments_partitions
 from jetstream_assets.dagster_defs.resources import MetricHubResource, WarehouseResource
 from jetstream_assets.dagster_defs.run_tags import rerun_tags, yesterday
+from jetstream_assets.dagster_defs.run_times import run_started_at
 from jetstream_assets.engines.warehouse import Warehouse
 from jetstream_assets.experimenter.models import Experiment
 from jetstream_assets.experimenter.store import read_snapshot
@@ -293,15 +294,6 @@ def logged_error_since(warehouse: Warehouse, slug: str, since: dt.datetime) -> b
     return int(found["n"][0]) > 0
 
 
-def _run_started(instance: dg.DagsterInstance, run: dg.DagsterRun) -> dt.datetime:
-    record = instance.get_run_record_by_id(run.run_id)
-    if record is not None and record.start_time is not None:
-        return dt.datetime.fromtimestamp(record.start_time, dt.timezone.utc).replace(tzinfo=None)
-    # never started (e.g. a launch failure): it cannot have logged anything after its creation
-    created = record.create_timestamp if record is not None else dt.datetime.now(dt.timezone.utc)
-    return created.astimezone(dt.timezone.utc).replace(tzinfo=None)
-
-
 def record_run_failure(
     instance: dg.DagsterInstance, warehouse: Warehouse, run: dg.DagsterRun, failure: RunFailure
 ) -> str | None:
@@ -311,7 +303,7 @@ def record_run_failure(
     if not slug or not instance.has_dynamic_partition(experiments_partitions.name, slug):
         # the snapshot, monitoring and query-cost jobs (date partitions) are no experiment's analysis
         return f"run {run.run_id} ({run.job_name}) has no experiment partition"
-    if logged_error_since(warehouse, slug, _run_started(instance, run)):
+    if logged_error_since(warehouse, slug, run_started_at(instance, run.run_id)):
         return f"{slug}: run {run.run_id} already logged its error"
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     warehouse.load_rows(
