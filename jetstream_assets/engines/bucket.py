@@ -23,6 +23,10 @@ class Bucket(abc.ABC):
         """Publish `payload` at `key` atomically (readers see the old or the new object, never half)."""
 
     @abc.abstractmethod
+    def write_text(self, key: str, text: str, content_type: str) -> str:
+        """Publish `text` at `key` atomically, served as `content_type` (e.g. an HTML results page)."""
+
+    @abc.abstractmethod
     def read_json(self, key: str) -> Any:
         """The object's JSON; raises BucketError if it is missing or not valid JSON."""
 
@@ -45,12 +49,16 @@ class LocalFolderBucket(Bucket):
         return "file://" + self._path(key)
 
     def write_json(self, key: str, payload: Any) -> str:
+        return self.write_text(key, json.dumps(payload, indent=1, sort_keys=False, allow_nan=False),
+                               "application/json")
+
+    def write_text(self, key: str, text: str, content_type: str) -> str:
         path = self._path(key)
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=os.path.dirname(path))
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(key)[1], dir=os.path.dirname(path))
         try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump(payload, fh, indent=1, sort_keys=False, allow_nan=False)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
