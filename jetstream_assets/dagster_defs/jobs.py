@@ -13,6 +13,7 @@ ANALYSIS_KEYS = [
     STATISTICS_KEY,
     dg.AssetKey(["bucket", "statistics_json"]),
     dg.AssetKey(["bucket", "metadata_json"]),
+    dg.AssetKey(["bucket", "results_html"]),
 ]
 
 experiment_analysis_job = dg.define_asset_job(

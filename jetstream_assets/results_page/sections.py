@@ -68,7 +68,8 @@ def _width_label(statistic: str, width: float, base: float, adjustment: str | No
     return statistic_label(statistic)
 
 
-def error_reason(errors: Sequence[Row], metric: str, basis: str, segment: str, statistic: str | None = None) -> str:
+def error_reason(errors: Sequence[Row], metric: str, basis: str, segment: str, statistic: str | None = None,
+                 *, window: str = "this window") -> str:
     """The errors export's message about this metric (and statistic), or a generic reason."""
     for e in reversed(errors):  # newest first
         if e.get("metric") != metric:
@@ -79,7 +80,8 @@ def error_reason(errors: Sequence[Row], metric: str, basis: str, segment: str, s
             continue
         message = str(e.get("message") or e.get("exception") or "")
         return message[:MAX_REASON] + ("…" if len(message) > MAX_REASON else "")
-    return "no rows were computed for it (no error was logged for it in this cycle)"
+    return (f"no rows in {window} and no error logged for it in this cycle (a metric configured for other "
+            "periods only, e.g. overall, has no rows before that period is ready)")
 
 
 def forest_rows(rows: Sequence[Row], info: MetricInfo, reference: str, branches: Sequence[str],
@@ -152,7 +154,7 @@ def weekly_charts(rows: Sequence[Row], reference: str, branches: Sequence[str]) 
         if series:
             charts.append(f"<figure class=weekly><figcaption>{escape(statistic_label(statistic))}: relative uplift "
                           f"vs {escape(reference)} by week</figcaption>"
-                          + line_chart(series, x_label="week") + "</figure>")
+                          + line_chart(series, x_label="week", integer_x=True) + "</figure>")
     return charts
 
 
@@ -189,7 +191,7 @@ def metric_card(info: MetricInfo, metric_rows: MetricRows, *, reference: str, br
             f"<span class=direction>({direction})</span></p>")
     forest = forest_rows(metric_rows.summary, info, reference, branches, adjustment, errors, basis, segment)
     if not metric_rows.summary and not metric_rows.weekly:
-        reason = error_reason(errors, info.name, basis, segment)
+        reason = error_reason(errors, info.name, basis, segment, window=summary_label)
         return head + f'<p class="missing-metric" data-missing="{escape(info.name)}">Missing: {escape(reason)}</p></article>'
     parts = [head]
     if forest:

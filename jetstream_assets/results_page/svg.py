@@ -54,11 +54,11 @@ def _finite(values) -> list[float]:
     return [v for v in values if v is not None and math.isfinite(v)]
 
 
-def _ticks(low: float, high: float, count: int = 5) -> list[float]:
+def _ticks(low: float, high: float, count: int = 5, *, integer: bool = False) -> list[float]:
     span = high - low
     if span <= 0:
         return [low]
-    raw = span / count
+    raw = max(span / count, 1.0) if integer else span / count
     magnitude = 10 ** math.floor(math.log10(raw))
     step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
     first = math.ceil(low / step) * step
@@ -112,7 +112,7 @@ def _x_axis(x: _Scale, fmt: Formatter, height: float) -> list[str]:
 
 
 def line_chart(series: Sequence[Series], fmt: Formatter = percent, *, x_label: str = "",
-               zero_line: bool = True, css_class: str = "lines") -> str:
+               zero_line: bool = True, integer_x: bool = False, css_class: str = "lines") -> str:
     """Lines with optional interval bands (one colour per series) and a legend."""
     xs = _finite([v for s in series for v in s.x])
     ys = _finite([v for s in series for v in (*s.y, *(s.lower or ()), *(s.upper or ()))])
@@ -129,7 +129,7 @@ def line_chart(series: Sequence[Series], fmt: Formatter = percent, *, x_label: s
         py = y(tick)
         parts.append(f'<line class="grid" x1="{left}" x2="{right}" y1="{py:.1f}" y2="{py:.1f}"/>'
                      f'<text class="ytick" x="{left - 6}" y="{py + 4:.1f}">{escape(fmt(tick))}</text>')
-    for tick in _ticks(x.low, x.high, 6):
+    for tick in _ticks(x.low, x.high, 6, integer=integer_x):
         parts.append(f'<text class="tick" x="{x(tick):.1f}" y="{bottom + 16}">{escape(number(tick))}</text>')
     if x_label:
         parts.append(f'<text class="tick" x="{(left + right) / 2:.1f}" y="{bottom + 30}">{escape(x_label)}</text>')
