@@ -7,7 +7,6 @@ main test line) they are skipped. Set RESULTS_SCREENSHOTS=docs/results to refres
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import subprocess
 from collections.abc import Iterator
@@ -16,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from jetstream_assets.results_page import render_page
-from jetstream_assets.results_page.model import MetricInfo, PageData
 from jetstream_assets.sample.designs import DEMO_SRM_SLUG
 from jetstream_assets_tests.fixtures_sample import CLI, cli_env, new_dagster_home
+from jetstream_assets_tests.wide_page import wide_page
 
 pytestmark = pytest.mark.browser
 
@@ -124,19 +123,12 @@ def test_basis_and_segment_are_selectable(chromium, demo_pages: Path) -> None:
 
 
 def test_a_page_of_ten_branches_and_sixty_metrics_opens_with_every_card(chromium, tmp_path: Path) -> None:
-    branches = tuple(["control", *(f"treatment-{i}" for i in range(1, 10))])
-    metrics = {f"metric_{m}": MetricInfo(f"metric_{m}", f"Metric {m}", "", m % 2 == 0, ()) for m in range(60)}
-    rows = [{"metric": name, "statistic": "mean", "parameter": None, "branch": b, "comparison": "relative_uplift",
-             "comparison_to_branch": "control", "ci_width": 0.95, "point": 0.01 * i, "lower": 0.01 * i - 0.02,
-             "upper": 0.01 * i + 0.02, "segment": "all", "analysis_basis": "enrollments", "window_index": str(w)}
-            for name in metrics for i, b in enumerate(branches) if i for w in (1, 2, 3, 4)]
-    data = PageData(slug="wide", branches=branches, reference_branch="control", start_date=dt.date(2026, 9, 1),
-                    metrics=metrics, statistics={"weekly": rows})
     path = tmp_path / "wide.html"
-    path.write_text(render_page(data))
+    path.write_text(render_page(wide_page(10, 60, windows=4)))
     page, problems = open_page(chromium, path)
     assert problems == []
     view = page.locator("section.view:not([hidden])")
     assert view.locator("article.metric").count() == 60
     assert view.locator("figure.summary g.row").count() == 60 * 9
+    assert view.locator("figure.weekly polyline").count() == 60 * 9
     page.close()
