@@ -14,7 +14,8 @@ from jetstream_assets.dagster_defs.results_page_asset import RESULTS_HTML_KEY, r
 from jetstream_assets.engines.bucket import LocalFolderBucket
 from jetstream_assets.experimenter.models import Branch, Experiment
 from jetstream_assets.results_page import Alert, PageData, page_data, render_page, results_object
-from jetstream_assets.results_page.model import MetricInfo, OutcomeInfo
+from jetstream_assets.metric_hub.models import Outcome
+from jetstream_assets.results_page.model import MetricInfo
 from jetstream_assets.sample.designs import DEMO_SRM_SLUG
 from jetstream_assets_tests.fixtures_sample import ANALYSIS_ASSETS, analyse, load_snapshot, materializations
 from jetstream_assets_tests.small_sample import DATA_END, analysis_resources, write_small_sample
@@ -115,7 +116,7 @@ def test_the_page_is_self_contained_and_selects_basis_and_segment() -> None:
 
 def test_adjusted_intervals_are_labelled_as_such() -> None:
     rows = [row("m", "treatment", 0.1, 0.01, 0.19), row("m", "treatment", 0.1, -0.02, 0.22, ci_width=0.975)]
-    outcome = OutcomeInfo("o", "Outcome", "Two metrics.", ("m", "n"), multiple_testing="bonferroni")
+    outcome = Outcome("o", "Outcome", "Two metrics.", ("m", "n"), multiple_testing="bonferroni")
     html = render_page(page(metrics={"m": info("m"), "n": info("n")}, outcomes=[outcome], statistics={"overall": rows}))
     assert "treatment: bootstrap mean, bonferroni 97.50%" in html
     assert "bonferroni-adjusted for the outcome's 2 metric(s) × 1 comparison(s)" in html

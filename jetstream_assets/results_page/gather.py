@@ -8,7 +8,8 @@ from jetstream_assets.core.naming import errors_object, is_valid_slug, metadata_
 from jetstream_assets.core.periods import AnalysisPeriod
 from jetstream_assets.engines.bucket import Bucket, BucketError
 from jetstream_assets.experimenter.models import Experiment
-from jetstream_assets.results_page.model import Alert, MetricInfo, OutcomeInfo, PageData
+from jetstream_assets.metric_hub.models import Outcome
+from jetstream_assets.results_page.model import Alert, MetricInfo, PageData
 
 RESULTS_FOLDER = "results"
 
@@ -48,8 +49,8 @@ def page_data(
         )
     adjusted = multiple_testing or {}
     for o in (metadata.get("outcomes") or {}).values():
-        data.outcomes.append(OutcomeInfo(o["slug"], o.get("friendly_name") or o["slug"], o.get("description") or "",
-                                         tuple(o.get("metrics") or ()), adjusted.get(o["slug"])))
+        data.outcomes.append(Outcome(o["slug"], o.get("friendly_name") or o["slug"], o.get("description") or "",
+                                     tuple(o.get("metrics") or ()), multiple_testing=adjusted.get(o["slug"])))
     for period in AnalysisPeriod:
         if period.is_preenrollment:
             continue  # pre-enrollment windows are covariates, not results

@@ -6,6 +6,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from jetstream_assets.metric_hub.models import Outcome
+
 
 @dataclass(frozen=True)
 class Alert:
@@ -27,15 +29,6 @@ class MetricInfo:
     analysis_bases: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class OutcomeInfo:
-    slug: str
-    friendly_name: str
-    description: str
-    metrics: tuple[str, ...]
-    multiple_testing: str | None = None  # e.g. "bonferroni": the page labels the adjusted intervals
-
-
 @dataclass
 class PageData:
     slug: str
@@ -45,7 +38,7 @@ class PageData:
     enrollment_end_date: dt.date | None = None
     end_date: dt.date | None = None
     metrics: dict[str, MetricInfo] = field(default_factory=dict)
-    outcomes: list[OutcomeInfo] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)  # `multiple_testing` labels the adjusted intervals
     statistics: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # period suffix -> rows
     errors: list[dict[str, Any]] = field(default_factory=list)  # errors export rows
     alerts: list[Alert] = field(default_factory=list)
