@@ -14,8 +14,8 @@ from html import escape
 
 Formatter = Callable[[float], str]
 
-WIDTH = 620
-LABEL_WIDTH = 210
+WIDTH = 760
+LABEL_WIDTH = 300
 MARGIN = 14
 ROW_HEIGHT = 22
 AXIS_HEIGHT = 22
