@@ -165,3 +165,9 @@ def test_results_html_asset_publishes_the_page_with_the_srm_banner(tmp_path: Pat
     # 600 clients: the small sample is also below the enrollment minimum
     assert materialization.metadata["alerts"].value == "sample_ratio, enrollment_volume"
     assert html.count("<article") >= 5  # every metric of the defaults
+
+
+def test_a_single_weekly_window_is_drawn_as_an_error_bar() -> None:
+    html = render_page(page(metrics={"m": info("m")}, statistics={"weekly": [row("m", "treatment", 0.1, 0.0, 0.2)]}))
+    weekly = html.split("by week</figcaption>")[1].split("</figure>")[0]
+    assert '<line class="whisker"' in weekly and "polygon" not in weekly

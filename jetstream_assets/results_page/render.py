@@ -41,7 +41,7 @@ svg .missing{fill:#9a6700;font-style:italic}
 .series .line{fill:none;stroke-width:2} .series .band{opacity:.18;stroke:none}
 .c0{--c:#0969da}.c1{--c:#bf3989}.c2{--c:#1a7f37}.c3{--c:#9a6700}.c4{--c:#8250df}.c5{--c:#cf222e}
 .c6{--c:#1b7c83}.c7{--c:#bc4c00}.c8{--c:#4d2d00}.c9{--c:#57606a}
-.series .line{stroke:var(--c)} .series .band,.series .pt,.legend rect{fill:var(--c)}
+.series .line,.series .whisker{stroke:var(--c)} .series .whisker{stroke-width:2} .series .band,.series .pt,.legend rect{fill:var(--c)}
 table.means{border-collapse:collapse;margin:.4em 0} table.means td,table.means th{padding:2px 10px;
 border-bottom:1px solid #eaeef2;text-align:left} td.num{font-variant-numeric:tabular-nums}
 .missing-metric,.missing-interval{color:#9a6700} .no-statistics{font-size:1.1em;padding:1em;background:#f6f8fa}

@@ -139,7 +139,11 @@ def line_chart(series: Sequence[Series], fmt: Formatter = percent, *, x_label: s
         parts.append(f'<g class="series c{s.colour % 10}">')
         if s.lower is not None and s.upper is not None:
             band = [(px, lo, hi) for px, lo, hi in zip(s.x, s.lower, s.upper) if lo is not None and hi is not None]
-            if band:
+            if len(band) == 1:  # a single window: an error bar, as a band needs two
+                px, lo, hi = band[0]
+                parts.append(f'<line class="whisker" x1="{x(px):.1f}" x2="{x(px):.1f}" y1="{y(lo):.1f}" '
+                             f'y2="{y(hi):.1f}"/>')
+            elif band:
                 outline = [f"{x(px):.1f},{y(hi):.1f}" for px, _, hi in band]
                 outline += [f"{x(px):.1f},{y(lo):.1f}" for px, lo, _ in reversed(band)]
                 parts.append(f'<polygon class="band" points="{" ".join(outline)}"/>')
