@@ -11,6 +11,7 @@ from jetstream_assets.dagster_defs.jobs import experiment_analysis_job, experime
 from jetstream_assets.dagster_defs.monitoring_assets import experimenter_experiments_v1, logs
 from jetstream_assets.dagster_defs.query_cost import query_cost_job, query_cost_schedule, query_cost_v1
 from jetstream_assets.dagster_defs.resources import default_resources
+from jetstream_assets.dagster_defs.results_page_asset import results_html
 from jetstream_assets.dagster_defs.schedules import (
     daily_analysis_schedule,
     experimenter_snapshot_schedule,
@@ -36,6 +37,7 @@ defs = dg.Definitions(
         statistics_json,
         metadata_json,
         errors_json,
+        results_html,
     ]),
     asset_checks=ANALYSIS_CHECKS,
     jobs=[experiment_analysis_job, experimenter_snapshot_job, monitoring_job, query_cost_job],

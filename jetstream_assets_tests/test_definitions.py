@@ -26,6 +26,7 @@ EXPECTED_ASSETS = {
     "bucket/statistics_json": ("experimenter_exports", True),
     "bucket/metadata_json": ("experimenter_exports", True),
     "bucket/errors_json": ("experimenter_exports", True),
+    "bucket/results_html": ("experimenter_exports", True),
 }
 
 
@@ -106,7 +107,8 @@ def test_analysis_dependencies_follow_jetstream_order() -> None:
     "job, keys",
     [
         ("experiment_analysis", {"mozanalysis/enrollments", "mozanalysis/metrics", "mozanalysis/statistics",
-                                 "bucket/statistics_json", "bucket/metadata_json", "bucket/errors_json"}),
+                                 "bucket/statistics_json", "bucket/metadata_json", "bucket/errors_json",
+                                 "bucket/results_html"}),
         ("experimenter_snapshot", {"monitoring/experimenter_experiments_v1"}),
         ("monitoring_daily", {"monitoring/logs"}),
     ],

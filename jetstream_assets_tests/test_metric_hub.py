@@ -553,7 +553,10 @@ def test_sample_configs_resolve_for_the_sample_experiments():
     assert stats(complete, WEEK, "searched") == ["binomial"]
     linear = [s for s in complete.all_metrics()["active_hours"].statistics if s.name == "linear_model_mean"]
     assert linear[0].params == {"covariate_adjustment": {"period": "preenrollment_week"}}
-    assert complete.config_file is None and complete.enrollment_period == 7
+    assert complete.config_file.endswith("search-shortcuts-complete.toml") and complete.enrollment_period == 7
+    assert [s.name for s in complete.all_metrics()["active_hours"].statistics] == [
+        "bootstrap_mean", "linear_model_mean", "always_valid_mean", "empirical_cdf", "kernel_density_estimate",
+    ]
 
     live = hub.resolve(
         sample_experiment(

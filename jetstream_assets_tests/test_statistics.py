@@ -34,7 +34,7 @@ def row(rows: pd.DataFrame, branch: str, comparison: str | None = None, referenc
 
 def test_registry_lists_jetstream_statistic_names():
     assert statistics.available_statistics() == sorted([
-        "binomial", "bootstrap_mean", "count", "deciles", "empirical_cdf", "kernel_density_estimate",
+        "always_valid_mean", "binomial", "bootstrap_mean", "count", "deciles", "empirical_cdf", "kernel_density_estimate",
         "linear_model_mean", "per_client_dau_impact", "population_ratio", "sum",
     ])
 

@@ -176,6 +176,7 @@ class StatisticShape:
 
 STATISTIC_SHAPES: dict[str, StatisticShape] = {
     "bootstrap_mean": StatisticShape("mean"),
+    "always_valid_mean": StatisticShape("always_valid_mean"),
     "binomial": StatisticShape("binomial"),
     "deciles": StatisticShape("deciles"),
     "population_ratio": StatisticShape("population_ratio"),

@@ -31,6 +31,7 @@ from jetstream_assets.engines.warehouse import QueryLabels, Warehouse
 from jetstream_assets.metric_hub.models import AnalysisConfig
 from jetstream_assets.sql.dialect import quote_identifier
 from jetstream_assets import statistics
+from jetstream_assets.statistics.multiple_testing import BONFERRONI, bonferroni_rows
 
 STATISTICS_COLUMNS = column_names(STATISTICS_SCHEMA)
 
@@ -223,6 +224,8 @@ def compute_statistics(
             timings = {"sql": 0.0}
             started = time.perf_counter()
             frame = _window_rows(warehouse, config, period, tables, log, failures, clients, timings)
+            frame = bonferroni_rows(frame, [o.metrics for o in config.outcomes if o.multiple_testing == BONFERRONI],
+                                    len(config.experiment.branch_slugs))
             statistics_seconds = time.perf_counter() - started - timings["sql"]
             written = time.perf_counter()
             table = statistics_table(slug, period_value, index)

@@ -8,8 +8,10 @@ from jetstream_assets.dagster_defs.analysis_assets import ENROLLMENTS_KEY, METRI
 from jetstream_assets.dagster_defs.errors_export import ERRORS_JSON_KEY
 from jetstream_assets.dagster_defs.export_assets import METADATA_JSON_KEY, STATISTICS_JSON_KEY
 from jetstream_assets.dagster_defs.monitoring_assets import LOGS_KEY, SNAPSHOT_KEY
+from jetstream_assets.dagster_defs.results_page_asset import RESULTS_HTML_KEY
 
-ANALYSIS_KEYS = [ENROLLMENTS_KEY, METRICS_KEY, STATISTICS_KEY, STATISTICS_JSON_KEY, METADATA_JSON_KEY, ERRORS_JSON_KEY]
+ANALYSIS_KEYS = [ENROLLMENTS_KEY, METRICS_KEY, STATISTICS_KEY, STATISTICS_JSON_KEY, METADATA_JSON_KEY, ERRORS_JSON_KEY,
+                 RESULTS_HTML_KEY]
 
 experiment_analysis_job = dg.define_asset_job(
     "experiment_analysis",

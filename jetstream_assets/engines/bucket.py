@@ -26,6 +26,10 @@ class Bucket(abc.ABC):
         """Publish `payload` at `key` atomically (readers see the old or the new object, never half)."""
 
     @abc.abstractmethod
+    def write_text(self, key: str, text: str, content_type: str) -> str:
+        """Publish `text` at `key` atomically, served as `content_type` (e.g. an HTML results page)."""
+
+    @abc.abstractmethod
     def read_json(self, key: str) -> Any:
         """The object's JSON; raises BucketError if it is missing or not valid JSON."""
 
@@ -68,14 +72,18 @@ class LocalFolderBucket(Bucket):
                     os.unlink(os.path.join(folder, name))
 
     def write_json(self, key: str, payload: Any) -> str:
+        return self.write_text(key, json.dumps(payload, indent=1, sort_keys=False, allow_nan=False),
+                               "application/json")
+
+    def write_text(self, key: str, text: str, content_type: str) -> str:
         path = self._path(key)
         folder, name = os.path.split(path)
         os.makedirs(folder, exist_ok=True)
         self._remove_dead_writers_files(folder)
         fd, tmp = tempfile.mkstemp(prefix=f".{name}.{os.getpid()}.", suffix=".tmp", dir=folder)
         try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump(payload, fh, indent=1, sort_keys=False, allow_nan=False)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
                 fh.flush()
                 os.fchmod(fh.fileno(), 0o644)  # mkstemp creates 0600
                 os.fsync(fh.fileno())

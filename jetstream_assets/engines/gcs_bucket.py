@@ -63,12 +63,16 @@ class GCSBucket(Bucket):
             raise BucketError(f"reading metadata of {self.uri(key)} failed: {e}") from e
 
     def write_json(self, key: str, payload: Any) -> str:
-        data = json.dumps(payload, indent=1, sort_keys=False, allow_nan=False).encode()
+        return self.write_text(key, json.dumps(payload, indent=1, sort_keys=False, allow_nan=False),
+                               JSON_CONTENT_TYPE)
+
+    def write_text(self, key: str, text: str, content_type: str) -> str:
+        data = text.encode()
         current = self._current(key)
         generation = current.generation if current is not None else 0
         blob = self._bucket.blob(self._object(key))
         try:
-            blob.upload_from_string(data, content_type=JSON_CONTENT_TYPE, if_generation_match=generation,
+            blob.upload_from_string(data, content_type=content_type, if_generation_match=generation,
                                     timeout=self._timeout, retry=self._retry)
         except gexc.PreconditionFailed as e:
             # a retried upload whose first attempt already landed finds its own bytes: that is success

@@ -81,6 +81,7 @@ class Outcome:
     metrics: tuple[str, ...]
     default_metrics: tuple[str, ...] = ()
     commit_hash: str | None = None
+    multiple_testing: str | None = None  # "bonferroni": adjusted intervals for the outcome's family
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from jetstream_assets.core.periods import AnalysisPeriod
 from jetstream_assets.metric_hub.models import Outcome
 from jetstream_assets.metric_hub.spec import ConfigSpec, PeriodRef, parse_spec
 from jetstream_assets.metric_hub.toml_file import TomlFile
+from jetstream_assets.statistics.multiple_testing import METHODS
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,9 @@ def parse_outcome(source: TomlFile, slug: str, commit_hash: str | None = None) -
     for name in default_metrics:
         if name not in spec.metrics:
             raise source.error(f"default metric {name!r} is not defined in the outcome", "default_metrics")
+    multiple_testing = data.get("multiple_testing")
+    if multiple_testing is not None and multiple_testing not in METHODS:
+        raise source.error(f"expected one of {sorted(METHODS)}", "multiple_testing")
     outcome = Outcome(
         slug=slug,
         friendly_name=data["friendly_name"],
@@ -37,6 +41,7 @@ def parse_outcome(source: TomlFile, slug: str, commit_hash: str | None = None) -
         metrics=tuple(spec.metrics),
         default_metrics=tuple(default_metrics),
         commit_hash=commit_hash,
+        multiple_testing=multiple_testing,
     )
     return OutcomeSpec(outcome, spec, source)
 

@@ -38,6 +38,7 @@ from jetstream_assets.metric_hub.templating import (
 KNOWN_STATISTICS = frozenset(
     {
         "bootstrap_mean",
+        "always_valid_mean",
         "binomial",
         "deciles",
         "linear_model_mean",

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jetstream_assets.statistics import aggregates, binomial, distributions, linear_model, means, quantiles
+from jetstream_assets.statistics.sequential import always_valid_mean
 from jetstream_assets.statistics.errors import StatisticConfigError
 from jetstream_assets.statistics.rows import StatisticOutput
 
@@ -41,7 +42,7 @@ def _validate(statistic: str, key: str, value: Any) -> None:
     def fail(expected: str) -> None:
         raise StatisticConfigError(statistic, f"expected {expected}, got {value!r}", key)
 
-    if key in ("num_samples", "grid_size") and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+    if key in ("num_samples", "grid_size", "optimal_sample_size") and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
         fail("a positive integer")
     if key == "confidence_interval" and not (isinstance(value, int | float) and 0 < value < 1):
         fail("a number in (0, 1)")
@@ -79,6 +80,10 @@ STATISTICS: dict[str, StatisticDefinition] = {
         StatisticDefinition(
             "kernel_density_estimate", distributions.kernel_density_estimate,
             {"bandwidth": "scott", "adjust": 1.0, "kernel": "gaussian", "grid_size": 256, "log_space": False},
+        ),
+        StatisticDefinition(
+            "always_valid_mean", always_valid_mean,
+            {"confidence_interval": 0.95, "drop_highest": 0.005, "optimal_sample_size": 10_000},
         ),
     )
 }
