@@ -47,6 +47,9 @@ def _summary(report) -> None:
     print(f"\nFiles in {bucket_root}:")
     for path in sorted(bucket_root.rglob("*.json")):
         print(f"  {path.relative_to(bucket_root)}")
+    print("\nResults pages (open in a browser, offline):")
+    for path in sorted(bucket_root.glob("results/*.html")):
+        print(f"  {path.as_uri()}")
     print("\nPlanted effect (search-shortcuts-complete, overall, treatment vs control, relative uplift of mean):")
     frame = warehouse.query(
         f"SELECT metric, point, lower, upper FROM {warehouse.table_ref(warehouse.dataset, 'statistics_search_shortcuts_complete_overall')} "
