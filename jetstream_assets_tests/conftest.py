@@ -22,4 +22,4 @@ def experimenter_server() -> Iterator[StubHttpServer]:
     finally:
         server.close()
 
-pytest_plugins = ["jetstream_assets_tests.fixtures_sample"]
+pytest_plugins = ["jetstream_assets_tests.fixtures_sample", "jetstream_assets_tests.browser_fixtures"]

@@ -7,58 +7,24 @@ main test line) they are skipped. Set RESULTS_SCREENSHOTS=docs/results to refres
 
 from __future__ import annotations
 
-import os
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from jetstream_assets.results_page import render_page
 from jetstream_assets.sample.designs import DEMO_SRM_SLUG
-from jetstream_assets_tests.fixtures_sample import CLI, cli_env, new_dagster_home
+from jetstream_assets_tests.browser_fixtures import DemoHome, screenshot_dir
 from jetstream_assets_tests.wide_page import wide_page
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM_EXECUTABLE = "CHROMIUM_EXECUTABLE"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
 PLANTED = "search-shortcuts-complete"
 
 
 @pytest.fixture(scope="module")
-def chromium() -> Iterator[object]:
-    """A headless chromium from CHROMIUM_EXECUTABLE; skipped when the variable is unset, failing when it names
-    no executable or Playwright is not installed."""
-    executable = os.environ.get(CHROMIUM_EXECUTABLE)
-    if not executable:
-        pytest.skip(f"{CHROMIUM_EXECUTABLE} is not set (the browser tier of .ci/run sets it)")
-    assert os.access(executable, os.X_OK), f"{CHROMIUM_EXECUTABLE}={executable} is not an executable"
-    from playwright.sync_api import sync_playwright  # the `browser` extra; an ImportError fails the test
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture(scope="module")
-def demo_pages(tmp_path_factory: pytest.TempPathFactory, chromium) -> Path:
-    """The demo run into a fresh home; returns its bucket's results/ folder."""
-    root = tmp_path_factory.mktemp("browser")
-    home, dagster_home = root / "home", new_dagster_home(root / "dagster_home")
-    env = cli_env(home, dagster_home, experimenter_url="")
-    env.pop("EXPERIMENTER_URL")  # the demo writes and uses its own snapshot
-    done = subprocess.run([CLI, "demo", "--home", str(home)], env=env, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return home / "bucket" / "results"
-
-
-def screenshot_dir(tmp_path: Path) -> Path:
-    folder = Path(os.environ.get("RESULTS_SCREENSHOTS") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+def demo_pages(demo_home: DemoHome) -> Path:
+    """The demo's results pages folder."""
+    return demo_home.results
 
 
 def open_page(chromium, path: Path):
@@ -86,7 +52,7 @@ def test_every_demo_page_loads_without_errors_with_every_plot_drawn(chromium, de
             # every figure holds an SVG with at least one mark: a point, an interval or a line
             marks = figures.nth(i).locator("svg circle, svg line.ci, svg polyline")
             assert marks.count() > 0, f"{path.name}: figure {i} ({figures.nth(i).inner_text()[:60]}) is empty"
-        page.screenshot(path=str(screenshot_dir(tmp_path) / f"{path.stem}.png"), full_page=True)
+        page.screenshot(path=str(screenshot_dir(tmp_path, "RESULTS_SCREENSHOTS") / f"{path.stem}.png"), full_page=True)
         page.close()
 
 
