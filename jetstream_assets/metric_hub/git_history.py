@@ -26,3 +26,19 @@ def last_commit_hash(file: Path) -> str | None:
         return None
     commit = done.stdout.strip()
     return commit if done.returncode == 0 and _COMMIT_HASH.fullmatch(commit) else None
+
+
+def is_git_work_tree(folder: Path) -> bool:
+    """Whether `folder` lies inside a git work tree (and git is usable)."""
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "--is-inside-work-tree"],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=_GIT_TIMEOUT_SECONDS,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0 and done.stdout.strip() == "true"

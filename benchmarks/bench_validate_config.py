@@ -1,0 +1,202 @@
+"""validate-config on a whole metric-hub checkout: ours vs the official parser (mozilla-metric-config-parser).
+
+    python benchmarks/bench_validate_config.py /path/to/metric-hub [--repeats 3] [--official-repeats 1]
+        [--platform firefox_desktop] [--out docs/benchmarks/validate_config.md] [--verdicts FILE.json]
+
+Both sides check the same files with the same placeholder experiments (no Experimenter record: experiment
+configs on `--platform`, dates from `placeholder_dates`; defaults, outcomes and definitions on their own
+platform), so their verdicts compare file for file. Ours is timed as one `jetstream-assets validate-config
+PATH --no-dry-run` call (a fresh process, what a user runs); the official side loads the collection the way
+Jetstream does (`ConfigCollection.from_github_repos([root, root/jetstream])`) and validates each file as
+Jetstream's `validate_config` does, without the BigQuery dry run. An experiment config that one side rejects
+on `--platform` is tried on every other platform too: the first that accepts it is "its own platform" (there
+is no Experimenter here to say so).
+
+Needs a git work tree (the official parser reads commit dates) and the dev dependencies (the official parser).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime as dt
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from jetstream_assets.metric_hub.platforms import PLATFORMS
+from jetstream_assets.metric_hub.validation import (
+    DEFAULT_PLATFORM,
+    layout_files,
+    placeholder_dates,
+    validate_path,
+)
+
+
+def official_collection(root: Path):
+    from metric_config_parser.config import ConfigCollection
+
+    return ConfigCollection.from_github_repos([str(root), str(root / "jetstream")])
+
+
+def _official_experiment(slug: str, platform: str, file: Path):
+    import toml
+    from metric_config_parser.experiment import Experiment
+    from pytz import UTC
+
+    own = toml.load(file).get("experiment", {})
+    start, _ = placeholder_dates(own.get("start_date"), own.get("end_date"))
+    return Experiment(
+        experimenter_slug=slug, normandy_slug=slug, type="v6", status="Live", branches=[],
+        end_date=None, reference_branch="control", is_high_population=False,
+        start_date=dt.datetime.combine(start, dt.time(), UTC), proposed_enrollment=14,
+        app_id=PLATFORMS[platform].app_id, app_name=platform, outcomes=[],
+    )
+
+
+def official_verdict(collection, file: Path, platform: str) -> str | None:
+    """None when the official parser accepts `file`, else its error (as Jetstream's validate runs it)."""
+    from metric_config_parser.config import Config, DefaultConfig, DefinitionConfig, Outcome, entity_from_path
+    from metric_config_parser.function import FunctionsSpec
+    import toml
+
+    configs = copy.deepcopy(collection)  # resolving mutates shared definitions (e.g. a metric's statistics)
+    try:
+        if file.name == "functions.toml":
+            FunctionsSpec.from_dict(toml.load(file))
+            return None
+        entity = entity_from_path(file)
+        if isinstance(entity, Outcome):
+            entity.validate(configs)
+        elif isinstance(entity, (DefaultConfig, DefinitionConfig)):
+            entity.validate(configs)
+        elif isinstance(entity, Config):
+            experiment = _official_experiment(file.stem, platform, file)
+            entity.validate(configs, experiment)
+            entity.spec.resolve(experiment, configs)  # Jetstream's validate resolves the bare spec too
+        return None
+    except Exception as e:  # the verdict is whatever it raises
+        return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+
+
+def _is_experiment_config(root: Path, file: Path) -> bool:
+    return file.parent == root / "jetstream"
+
+
+def official_verdicts(root: Path, files: list[Path], platform: str) -> dict[str, dict]:
+    collection = official_collection(root)
+    out = {}
+    for file in files:
+        reason = official_verdict(collection, file, platform)
+        own = platform
+        if reason and _is_experiment_config(root, file):
+            for other in PLATFORMS:
+                if other != platform and official_verdict(collection, file, other) is None:
+                    reason, own = None, other
+                    break
+        out[str(file.relative_to(root))] = {"error": reason, "platform": own}
+    return out
+
+
+def our_verdicts(root: Path, files: list[Path], platform: str) -> dict[str, dict]:
+    out = {}
+    for file in files:
+        errors = validate_path(file, platform=platform)
+        own = platform
+        if errors and _is_experiment_config(root, file):
+            for other in PLATFORMS:
+                if other != platform and not validate_path(file, platform=other):
+                    errors, own = [], other
+                    break
+        out[str(file.relative_to(root))] = {"error": str(errors[0]) if errors else None, "platform": own}
+    return out
+
+
+def time_ours(root: Path, platform: str) -> float:
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "jetstream_assets.cli", "validate-config", str(root), "--no-dry-run",
+         "--platform", platform],
+        capture_output=True, check=False, env={**os.environ, "EXPERIMENTER_URL": ""},
+    )
+    return time.perf_counter() - started
+
+
+def time_official(root: Path, files: list[Path], platform: str) -> tuple[float, float]:
+    started = time.perf_counter()
+    collection = official_collection(root)
+    loaded = time.perf_counter()
+    for file in files:
+        official_verdict(collection, file, platform)
+    return loaded - started, time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkout", type=Path)
+    parser.add_argument("--platform", default=DEFAULT_PLATFORM)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--official-repeats", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks/validate_config.md"))
+    parser.add_argument("--verdicts", type=Path, help="also write both sides' verdicts per file (JSON)")
+    args = parser.parse_args()
+    root = args.checkout.resolve()
+    files = layout_files(root)
+
+    ours = our_verdicts(root, files, args.platform)
+    official = official_verdicts(root, files, args.platform)
+    our_times = [time_ours(root, args.platform) for _ in range(args.repeats)]
+    official_times = [time_official(root, files, args.platform) for _ in range(args.official_repeats)]
+
+    rejected_ours = {f for f, v in ours.items() if v["error"]}
+    rejected_official = {f for f, v in official.items() if v["error"]}
+    commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True, check=False).stdout.strip()
+    lines = [
+        "# validate-config on a whole metric-hub checkout",
+        "",
+        f"Checkout: mozilla/metric-hub @ {commit or 'unknown'}, {len(files)} files Jetstream reads "
+        f"({sum(_is_experiment_config(root, f) for f in files)} experiment configs). "
+        f"Machine: {os.cpu_count()} cores. Measured {dt.date.today().isoformat()} with "
+        "`python benchmarks/bench_validate_config.py <checkout>`.",
+        "",
+        "No Experimenter record: experiment configs on `--platform "
+        f"{args.platform}` with placeholder dates; a config rejected there is tried on every other platform "
+        "(the first that accepts it counts as its own platform).",
+        "",
+        "| | rejected files | wall time (median) | runs |",
+        "|---|---:|---:|---:|",
+        f"| ours: `jetstream-assets validate-config <checkout> --no-dry-run` (one process) | "
+        f"{len(rejected_ours)} | {statistics.median(our_times):.1f} s | {len(our_times)} |",
+        f"| official parser: load the collection | | "
+        f"{statistics.median(t[0] for t in official_times):.1f} s | {len(official_times)} |",
+        f"| official parser: load + validate every file | {len(rejected_official)} | "
+        f"{statistics.median(t[1] for t in official_times):.1f} s | {len(official_times)} |",
+        "",
+        f"Same verdict on {sum((f in rejected_ours) == (f in rejected_official) for f in files)} of {len(files)} "
+        "files.",
+        "",
+    ]
+    differing = sorted(rejected_ours ^ rejected_official)
+    if differing:
+        lines += ["Files where the verdicts differ:", "", "| file | ours | official |", "|---|---|---|"]
+        lines += [f"| {f} | {ours[f]['error'] or 'OK'} | {official[f]['error'] or 'OK'} |" for f in differing]
+        lines.append("")
+    lines += ["Files both reject:", "", "| file | ours | official |", "|---|---|---|"]
+    lines += [
+        f"| {f} | {ours[f]['error'].replace('|', '/')} | {official[f]['error'].replace('|', '/')} |"
+        for f in sorted(rejected_ours & rejected_official)
+    ]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines) + "\n")
+    if args.verdicts:
+        args.verdicts.write_text(json.dumps({"ours": ours, "official": official}, indent=1))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
