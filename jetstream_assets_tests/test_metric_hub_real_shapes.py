@@ -25,6 +25,7 @@ from jetstream_assets.metric_hub.platforms import app_dataset
 from jetstream_assets.metric_hub.validation import Validator
 from jetstream_assets.sample.designs import BranchDesign, ExperimentDesign
 from jetstream_assets.sample.experimenter_payload import experimenter_payload
+from jetstream_assets.sql.enrollments import build_enrollments_query
 from jetstream_assets.sql.metrics import build_metrics_query
 from jetstream_assets.validate_config import validate_paths
 from jetstream_assets_tests.fixtures_sample import analyse, instance, load_snapshot, small_sample  # noqa: F401
@@ -213,6 +214,9 @@ def test_profile_group_analysis_unit_joins_data_sources_on_their_group_id(tmp_pa
                               window=window(dates, WEEK, 1), dates=dates, basis="enrollments", segment_columns=[],
                               analysis_unit=config.analysis_unit)
     assert "ON ds.profile_group = e.analysis_id" in sql and "ds.client_id" not in sql
+    enrollments = build_enrollments_query(config, first_enrollment_date=dates.start_date,
+                                          last_enrollment_date=dates.last_enrollment_date)
+    assert enrollments.count("profile_group_id AS client_id") == 2  # enrollment and exposure events
     # without a config key, Experimenter's group_id randomisation decides, as in Jetstream
     grouped = experiment(bucket_config=BucketConfig(randomization_unit="group_id"))
     assert MetricHub(tmp_path / "none").resolve(grouped).analysis_unit == "profile_group_id"

@@ -75,6 +75,7 @@ class SegmentDataSource:
     window_end: int = 0
     client_id_column: str = "client_id"
     submission_date_column: str = "submission_date"
+    group_id_column: str = "profile_group_id"
 
 
 @dataclass(frozen=True)

@@ -398,6 +398,7 @@ class Resolver:
             from_expression=from_expression,
             client_id_column=_text(entry, "client_id_column", self.slug) or "client_id",
             submission_date_column=_text(entry, "submission_date_column", self.slug) or "submission_date",
+            group_id_column=_text(entry, "group_id_column", self.slug) or "profile_group_id",
             **windows,
         )
 
