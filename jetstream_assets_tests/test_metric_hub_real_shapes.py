@@ -29,7 +29,13 @@ from jetstream_assets.sql.enrollments import build_enrollments_query
 from jetstream_assets.sql.metrics import build_metrics_query
 from jetstream_assets.validate_config import validate_paths
 from jetstream_assets_tests.fixtures_sample import analyse, instance, load_snapshot, small_sample  # noqa: F401
-from jetstream_assets_tests.small_sample import TAB_GROUPS, TAB_GROUPS_WEEK_READY, analysis_resources, query
+from jetstream_assets_tests.small_sample import (
+    TAB_GROUPS,
+    TAB_GROUPS_WEEK_READY,
+    analysis_resources,
+    log_rows,
+    query,
+)
 from jetstream_assets_tests.test_metric_hub import SAMPLE_HUB, experiment, write_hub
 
 WEEK = AnalysisPeriod.WEEK
@@ -126,7 +132,9 @@ def test_derived_metric_population_ratio_runs_through_the_pipeline(small_sample,
     )
     (hub / "jetstream" / "definitions").mkdir()
     (hub / "jetstream" / "definitions" / "firefox_desktop.toml").write_text(JETSTREAM_DEFINITIONS)
-    (hub / "jetstream" / f"{TAB_GROUPS}.toml").write_text('[metrics]\nweekly = ["ad_click_rate"]\n')
+    (hub / "jetstream" / f"{TAB_GROUPS}.toml").write_text(
+        '[experiment]\nenrollments_query_type = "normandy"\n[metrics]\nweekly = ["ad_click_rate"]\n'
+    )
     resources = analysis_resources(small_sample.home, metric_hub_path=str(hub))
     assert load_snapshot(instance, resources).success
     assert analyse(instance, resources, TAB_GROUPS, TAB_GROUPS_WEEK_READY[0]).success
@@ -138,6 +146,9 @@ def test_derived_metric_population_ratio_runs_through_the_pipeline(small_sample,
           AND analysis_basis = 'enrollments'""")
     individual = rows[rows["comparison"].isna()]
     assert len(individual) == 3 and individual["point"].between(0, 1).all()
+    # a key we do not act on is a WARNING row naming file and key; the analysis still ran
+    warnings = log_rows(small_sample.home, TAB_GROUPS).query("log_level == 'WARNING'")["message"]
+    assert warnings.str.contains(f"{TAB_GROUPS}.toml:2: experiment.enrollments_query_type:").sum() >= 1
 
 
 def test_data_source_templating_follows_the_parser(tmp_path):

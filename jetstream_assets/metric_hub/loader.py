@@ -28,7 +28,8 @@ from jetstream_assets.metric_hub.templating import SqlTemplates, functions_from_
 from jetstream_assets.metric_hub.toml_file import TomlFile, read_toml
 
 METRIC_HUB_BLOB_URL = "https://github.com/mozilla/metric-hub/blob/main"
-log = logging.getLogger(__name__)
+# a child of the analysis logger: during an analysis step its WARNINGs become monitoring.logs rows
+log = logging.getLogger("jetstream_assets.analysis.metric_hub")
 
 
 class MetricHub:
@@ -137,15 +138,22 @@ class MetricHub:
         return last_commit_hash(path) if self._is_git_work_tree else None
 
     # --- resolution ------------------------------------------------------------------------
-    def resolve(self, experiment: Experiment, config_file: str | Path | None = None) -> AnalysisConfig:
+    def resolve(
+        self, experiment: Experiment, config_file: str | Path | None = None, *, log_warnings: bool = True
+    ) -> AnalysisConfig:
         """The experiment's AnalysisConfig; raises ConfigError (with the slug) on any config problem.
 
-        `config_file` replaces jetstream/<slug>.toml (Jetstream's `--config-file`).
+        `config_file` replaces jetstream/<slug>.toml (Jetstream's `--config-file`). Keys the config sets but
+        the analysis does not act on are logged as WARNINGs (and kept in `config.warnings`).
         """
         try:
-            return self._resolve(experiment, Path(config_file) if config_file else None)
+            config = self._resolve(experiment, Path(config_file) if config_file else None)
         except ConfigError as e:
             raise e.located(slug=experiment.slug) from None
+        if log_warnings:
+            for warning in config.warnings:
+                log.warning("%s: %s", experiment.slug, warning, extra={"jetstream": {"experiment": experiment.slug}})
+        return config
 
     def _resolve(self, experiment: Experiment, config_file: Path | None) -> AnalysisConfig:
         platform = experiment.app_name

@@ -91,10 +91,11 @@ def resolve_analysis(experiment: Experiment, inputs: ResolveInputs) -> AnalysisC
     if applied.exposure_signal is not None:
         assert spec.experiment is not None
         exposure_signal = resolver.exposure_signal(spec.experiment, applied.exposure_signal)
+    metrics = resolver.metrics_by_period()
     return AnalysisConfig(
         experiment=applied.experiment,
         enrollment_period=applied.enrollment_period,
-        metrics=resolver.metrics_by_period(),
+        metrics=metrics,
         segments=tuple(resolver.segment(name, spec.experiment) for name in applied.experiment.segments),
         exposure_signal=exposure_signal,
         enrollment_query=enrollment_query,
@@ -105,7 +106,7 @@ def resolve_analysis(experiment: Experiment, inputs: ResolveInputs) -> AnalysisC
         overrides=applied.overrides,
         config_file=inputs.config_file,
         config_url=inputs.config_url,
-        warnings=applied.warnings,
+        warnings=applied.warnings + tuple(resolver.warnings),
     )
 
 
@@ -128,6 +129,7 @@ class Resolver:
         self._parameters: dict[str, str] | None = None
         self._metrics: dict[str, Metric] = {}
         self._resolving: set[str] = set()  # derived metrics being resolved, to catch a depends_on cycle
+        self.warnings: dict[str, None] = {}  # keys used but not acted on (ordered, each once)
         self.dataset = app_dataset(experiment.app_id, experiment.app_name, experiment.channel)
 
     @property
@@ -339,6 +341,9 @@ class Resolver:
                 self.slug,
             )
         default_dataset = _text(entry, "default_dataset", self.slug)
+        if entry.get("joins"):
+            reason = "joins are not implemented: the data source is read without the tables it joins"
+            self.warnings[str(entry.error(reason, "joins", self.slug))] = None
         raw = entry.get("from_expression")
         if not isinstance(raw, str):
             raise entry.error("expected a string of SQL (a table or a subquery)", "from_expression", self.slug)

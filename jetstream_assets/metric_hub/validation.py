@@ -144,15 +144,15 @@ class Validator:
                 problems = self._definition_problems[key]
                 return FileCheck(file, warnings=tuple(p for p in problems if p.startswith(str(file))))
             if role.kind == "outcome":
-                config = hub.resolve(placeholder_experiment(PLACEHOLDER_SLUG, role.platform, (role.slug,)))
+                config = hub.resolve(placeholder_experiment(PLACEHOLDER_SLUG, role.platform, (role.slug,)), log_warnings=False)
                 return FileCheck(file, warnings=config.warnings)
             if role.kind == "defaults":
                 placeholder = placeholder_experiment(PLACEHOLDER_SLUG, role.platform)
                 # a type-keyed defaults file (e.g. messaging.toml) is merged over the platform's, as Jetstream does
                 own = None if role.slug == role.platform else file
-                config = hub.resolve(placeholder, config_file=own)
+                config = hub.resolve(placeholder, config_file=own, log_warnings=False)
                 return FileCheck(file, warnings=config.warnings)
-            config = hub.resolve(self._experiment_for(role.slug, source), config_file=file)
+            config = hub.resolve(self._experiment_for(role.slug, source), config_file=file, log_warnings=False)
             return FileCheck(file, warnings=config.warnings, config=config)
         except ConfigError as e:
             return FileCheck(file, e)
