@@ -106,7 +106,19 @@ def resolve_analysis(experiment: Experiment, inputs: ResolveInputs) -> AnalysisC
         overrides=applied.overrides,
         config_file=inputs.config_file,
         config_url=inputs.config_url,
-        warnings=applied.warnings + tuple(resolver.warnings),
+        warnings=applied.warnings + _own_parameter_warnings(inputs) + tuple(resolver.warnings),
+    )
+
+
+def _own_parameter_warnings(inputs: ResolveInputs) -> tuple[str, ...]:
+    """We render an experiment config's own [parameters]; Jetstream does not (metric-config-parser merges
+    only outcomes' parameters into the analysis), so a user is told where Jetstream's result would differ."""
+    reason = ("Jetstream ignores an experiment config's own parameters (only outcomes' are merged): there, a metric "
+              "using it fails, or takes the outcome's value")
+    return tuple(
+        str(entry.error(reason))
+        for entry in inputs.spec.parameters.values()
+        if inputs.config_file is not None and entry.declared_in.path == inputs.config_file
     )
 
 
