@@ -1,71 +1,24 @@
 """`jetstream-assets validate-config PATH... [--no-dry-run] [--platform APP]`: resolve metric-hub configs as
 Jetstream's validate_config does (each experiment config against its Experimenter record), then dry-run
-their SQL on the warehouse (BigQuery: a dry run; DuckDB: EXPLAIN), metric by metric so a failure names it."""
+their SQL on the warehouse (validate_dry_run)."""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
 import sys
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from jetstream_assets.core.periods import AnalysisPeriod
-from jetstream_assets.core.windows import ExperimentDates, window
-from jetstream_assets.engines.warehouse import Warehouse, WarehouseError
 from jetstream_assets.experimenter.client import ExperimenterError, fetch_experimenter_payload
 from jetstream_assets.experimenter.models import Experiment
 from jetstream_assets.experimenter.parse import parse_experiments
-from jetstream_assets.metric_hub.errors import line_of_field
-from jetstream_assets.metric_hub.models import AnalysisConfig
 from jetstream_assets.metric_hub.platforms import PLATFORMS
 from jetstream_assets.metric_hub.validation import DEFAULT_PLATFORM, Validator
 from jetstream_assets.settings import bundled_experimenter_snapshot, bundled_metric_hub, setting
-from jetstream_assets.sql.enrollments import build_enrollments_query
-from jetstream_assets.sql.metrics import build_metrics_query
 
-
-@dataclass(frozen=True)
-class DryRunProblem:
-    file: str
-    metric: str
-    basis: str
-    reason: str
-
-    def __str__(self) -> str:
-        field = f"metrics.{self.metric}"
-        try:
-            line = line_of_field(Path(self.file).read_text(), field)
-        except OSError:
-            line = None
-        location = f"{self.file}:{line}" if line else self.file
-        return f"{location}: {field} ({self.basis} basis): {self.reason}"
-
-
-def dry_run_config(warehouse: Warehouse, config: AnalysisConfig, file: str) -> list[DryRunProblem]:
-    """Dry-run the first weekly window's metrics query, one metric at a time."""
-    exp = config.experiment
-    dates = ExperimentDates(exp.start_date, config.enrollment_period or 7, exp.end_date)
-    enrollments = f"({build_enrollments_query(config, first_enrollment_date=dates.start_date, last_enrollment_date=dates.last_enrollment_date)})"
-    problems = []
-    try:
-        warehouse.dry_run(f"SELECT * FROM {enrollments}")
-    except WarehouseError as e:
-        return [DryRunProblem(file, "<enrollments>", "enrollments", str(e))]
-    first_week = window(dates, AnalysisPeriod.WEEK, 1)
-    for metric in config.all_metrics().values():
-        for basis in metric.analysis_bases:
-            sql = build_metrics_query(
-                slug=exp.slug, enrollments_table=enrollments, metrics=[metric], window=first_week, dates=dates,
-                basis=basis, segment_columns=[s.name for s in config.segments], exposure_signal=config.exposure_signal,
-                analysis_unit=config.analysis_unit,
-            )
-            try:
-                warehouse.dry_run(sql)
-            except WarehouseError as e:
-                problems.append(DryRunProblem(file, metric.name, basis, str(e).splitlines()[0]))
-                break
-    return problems
+if TYPE_CHECKING:
+    from jetstream_assets.engines.warehouse import Warehouse
 
 
 def experimenter_records(source: str | None = None) -> tuple[dict[str, Experiment], str | None]:
@@ -108,6 +61,8 @@ def validate_paths(
             print(f"INVALID {check.error}")
             failures += 1
     if dry_run and not failures:
+        from jetstream_assets.validate_dry_run import dry_run_config
+
         if warehouse is None:
             from jetstream_assets.dagster_defs.resources import initialized_resources
 

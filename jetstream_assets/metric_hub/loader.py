@@ -35,8 +35,10 @@ log = logging.getLogger("jetstream_assets.analysis.metric_hub")
 class MetricHub:
     """Reads configs lazily; each file is parsed at most once per instance (make a new one to reload)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, commit_hashes: bool = True) -> None:
+        """`commit_hashes=False` leaves outcomes' commit hashes null without asking git (validation needs none)."""
         self.root = Path(path)
+        self.commit_hashes = commit_hashes
         self._files: dict[Path, TomlFile | None] = {}
         self._definitions: dict[str, ConfigSpec] = {}
         self._outcomes: dict[tuple[str, str], OutcomeSpec | None] = {}
@@ -85,6 +87,13 @@ class MetricHub:
             self._files[path] = read_toml(path) if path.is_file() else None
         return self._files[path]
 
+    def read(self, path: Path) -> TomlFile:
+        """One file of this checkout, parsed once (raises ConfigError when unreadable)."""
+        source = self._file(path)
+        if source is None:
+            raise ConfigError("no such file", file=str(path))
+        return source
+
     def _spec(self, path: Path) -> ConfigSpec:
         source = self._file(path)
         return parse_spec(source) if source is not None else ConfigSpec()
@@ -129,6 +138,8 @@ class MetricHub:
 
     def _commit_hash(self, path: Path) -> str | None:
         """The last commit of `path`; None (warned once per checkout) when metric-hub is not a git work tree."""
+        if not self.commit_hashes:
+            return None
         if self._is_git_work_tree is None:
             self._is_git_work_tree = is_git_work_tree(self.root)
             if not self._is_git_work_tree:

@@ -27,8 +27,8 @@ from jetstream_assets.metric_hub.models import (
     StatisticSpec,
 )
 from jetstream_assets.metric_hub.outcomes import OutcomeSpec, merge_outcome
-from jetstream_assets.metric_hub.spec import ConfigSpec, Entry, PeriodRef
 from jetstream_assets.metric_hub.platforms import app_dataset
+from jetstream_assets.metric_hub.spec import ConfigSpec, Entry, PeriodRef
 from jetstream_assets.metric_hub.templating import (
     ExperimentContext,
     SqlTemplates,
@@ -91,11 +91,10 @@ def resolve_analysis(experiment: Experiment, inputs: ResolveInputs) -> AnalysisC
     if applied.exposure_signal is not None:
         assert spec.experiment is not None
         exposure_signal = resolver.exposure_signal(spec.experiment, applied.exposure_signal)
-    metrics = resolver.metrics_by_period()
     return AnalysisConfig(
         experiment=applied.experiment,
         enrollment_period=applied.enrollment_period,
-        metrics=metrics,
+        metrics=resolver.metrics_by_period(),
         segments=tuple(resolver.segment(name, spec.experiment) for name in applied.experiment.segments),
         exposure_signal=exposure_signal,
         enrollment_query=enrollment_query,

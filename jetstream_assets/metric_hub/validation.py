@@ -23,7 +23,7 @@ from jetstream_assets.metric_hub.platforms import PLATFORMS
 from jetstream_assets.metric_hub.resolver import Resolver
 from jetstream_assets.metric_hub.spec import ConfigSpec
 from jetstream_assets.metric_hub.templating import ExperimentContext, functions_from_toml
-from jetstream_assets.metric_hub.toml_file import TomlFile, read_toml
+from jetstream_assets.metric_hub.toml_file import TomlFile
 
 DEFAULT_PLATFORM = "firefox_desktop"
 PLACEHOLDER_LEAD_DAYS = 35  # a placeholder start this long before the config's end leaves room for enrollment
@@ -115,7 +115,7 @@ class Validator:
 
     def hub(self, root: Path) -> MetricHub:
         if root not in self._hubs:
-            self._hubs[root] = MetricHub(root)
+            self._hubs[root] = MetricHub(root, commit_hashes=False)
         return self._hubs[root]
 
     def check_path(self, path: str | Path) -> list[FileCheck]:
@@ -132,11 +132,11 @@ class Validator:
     def check_file(self, file: Path) -> FileCheck:
         role = _role(file, self.platform)
         try:
-            source = read_toml(file)
+            hub = self.hub(role.root or self.metric_hub_path or file.parent)
+            source = hub.read(file)  # parsed once, also for the resolution below
             if role.kind == "functions":
                 functions_from_toml(source.data, source.path)
                 return FileCheck(file)
-            hub = self.hub(role.root or self.metric_hub_path or file.parent)
             if role.kind == "definitions":
                 key = (hub.root, role.platform)
                 if key not in self._definition_problems:  # both layers of a platform share one check
@@ -144,7 +144,8 @@ class Validator:
                 problems = self._definition_problems[key]
                 return FileCheck(file, warnings=tuple(p for p in problems if p.startswith(str(file))))
             if role.kind == "outcome":
-                config = hub.resolve(placeholder_experiment(PLACEHOLDER_SLUG, role.platform, (role.slug,)), log_warnings=False)
+                placeholder = placeholder_experiment(PLACEHOLDER_SLUG, role.platform, (role.slug,))
+                config = hub.resolve(placeholder, log_warnings=False)
                 return FileCheck(file, warnings=config.warnings)
             if role.kind == "defaults":
                 placeholder = placeholder_experiment(PLACEHOLDER_SLUG, role.platform)
