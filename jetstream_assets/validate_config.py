@@ -53,14 +53,14 @@ def validate_paths(
         experiments=experiments,
     )
     checks = [check for path in paths for check in validator.check_path(path)]
-    failures = 0
+    invalid: set[Path] = set()
     for check in checks:
         for warning in check.warnings:
             print(f"WARNING {warning}")
         if check.error is not None:
             print(f"INVALID {check.error}")
-            failures += 1
-    if dry_run and not failures:
+            invalid.add(check.file)
+    if dry_run and not invalid:
         from jetstream_assets.validate_dry_run import dry_run_config
 
         if warehouse is None:
@@ -71,12 +71,12 @@ def validate_paths(
             if check.config is not None:
                 for problem in dry_run_config(warehouse, check.config, str(check.file)):
                     print(f"INVALID {problem}")
-                    failures += 1
-    if failures:
-        print(f"{failures} of {len(checks)} files invalid")
+                    invalid.add(check.file)
+    if invalid:
+        print(f"{len(invalid)} of {len(checks)} files invalid")
     else:
         print(f"OK: {len(checks)} files in {', '.join(str(p) for p in paths)}")
-    return 1 if failures else 0
+    return 1 if invalid else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
