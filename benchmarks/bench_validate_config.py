@@ -180,7 +180,7 @@ def main() -> None:
         "",
         "| | rejected files | wall time (median) | runs |",
         "|---|---:|---:|---:|",
-        f"| ours: `jetstream-assets validate-config <checkout> --no-dry-run` (one process) | "
+        f"| ours: `validate-config <checkout> --no-dry-run` (one fresh process) | "
         f"{len(rejected_ours)} | {statistics.median(our_times):.1f} s | {len(our_times)} |",
         f"| official parser: load the collection | | {official_load:.1f} s | 1 |",
         f"| official parser: load + validate every file (each on a copy of the collection) | "
