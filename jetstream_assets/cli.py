@@ -8,6 +8,8 @@ import os
 import sys
 from pathlib import Path
 
+from jetstream_assets.validate_config import add_arguments as add_validate_arguments
+
 
 def _date(value: str) -> dt.date:
     try:
@@ -44,7 +46,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_validate(args: argparse.Namespace) -> int:
     from jetstream_assets.validate_config import validate_paths
 
-    return validate_paths([Path(p) for p in args.paths], dry_run=not args.no_dry_run)
+    return validate_paths([Path(p) for p in args.paths], dry_run=not args.no_dry_run, platform=args.platform)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,8 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     rerun.set_defaults(func=_cmd_rerun)
 
     validate = sub.add_parser("validate-config", help="parse and dry-run metric-hub configs")
-    validate.add_argument("paths", nargs="+", help="config files or metric-hub folders")
-    validate.add_argument("--no-dry-run", action="store_true", help="only parse; don't dry-run the SQL")
+    add_validate_arguments(validate)
     validate.set_defaults(func=_cmd_validate)
     return parser
 

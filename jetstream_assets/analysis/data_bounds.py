@@ -62,7 +62,8 @@ def source_tables(config: AnalysisConfig) -> tuple[list[SourceTable], list[str]]
     subqueries, by name."""
     found: dict[tuple[str, str], list[str]] = {(events_table(config), EVENTS_DATE_COLUMN): ["enrollments"]}
     subqueries: list[str] = []
-    sources = [m.data_source for m in config.all_metrics().values()]
+    # a derived metric has no data source of its own: its upstream metrics' sources are read
+    sources = [m.data_source for m in config.all_metrics().values() if m.data_source is not None]
     sources += [s.data_source for s in config.segments]
     if config.exposure_signal is not None:
         sources.append(config.exposure_signal.data_source)

@@ -52,6 +52,7 @@ def _query_for(config: AnalysisConfig, plan: AnalysisPlan, warehouse: Warehouse,
         basis=basis,
         segment_columns=[s.name for s in config.segments],
         exposure_signal=config.exposure_signal,
+        analysis_unit=config.analysis_unit,
     )
 
 
@@ -85,7 +86,7 @@ def _isolate_failures(
         if metric.name in problems:
             log.error(
                 "%s: metric %s (data source %s) failed for %s window %d, basis %s: %s",
-                slug, metric.name, metric.data_source.name, window.period.value, window.index, basis,
+                slug, metric.name, metric.source_name, window.period.value, window.index, basis,
                 problems[metric.name], exc_info=problems[metric.name],
                 extra=context(experiment=slug, metric=metric.name, analysis_basis=basis,
                               analysis_period=window.period.value),
@@ -164,14 +165,14 @@ def existing_metrics_tables(warehouse: Warehouse, config: AnalysisConfig, plan: 
     found = []
     for period_plan in plan.periods:
         for basis in period_plan.bases():
-            wanted = [m.name for m in period_plan.metrics if basis in m.analysis_bases]
+            wanted = [m for m in period_plan.metrics if basis in m.analysis_bases]
             for window in period_plan.windows:
                 table = metrics_table(slug, basis, window.period.value, window.index)
                 columns = set(warehouse.table_schema(warehouse.dataset, table))
                 if not columns:
                     continue
-                present = [m for m in wanted if m in columns]
-                failed = [m for m in wanted if m not in columns]
+                present = [m.name for m in wanted if set(m.columns) <= columns]
+                failed = [m.name for m in wanted if not set(m.columns) <= columns]
                 found.append(
                     MetricsTable(window.period.value, window.index, basis, table, -1, window.days, present, failed)
                 )

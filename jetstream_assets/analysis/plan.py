@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Callable
 
 from jetstream_assets.core.periods import AnalysisPeriod
 from jetstream_assets.core.windows import AnalysisWindow, ExperimentDates, all_windows, ready_windows
@@ -50,16 +51,32 @@ def experiment_dates(config: AnalysisConfig) -> ExperimentDates:
 
 
 def plan_analysis(
-    config: AnalysisConfig, date: dt.date, *, rerun: bool, data_through: dt.date | None = None
+    config: AnalysisConfig, date: dt.date, *, rerun: bool, data_through: dt.date | None = None,
+    published: Callable[[AnalysisPeriod, int], bool] | None = None,
 ) -> AnalysisPlan:
     """A daily run computes only the windows that became ready on `date`; a rerun computes every window
     ready by `date`, which lands on the same tables the daily runs produced one by one.
 
     `data_through`, the last day of complete data (None: not bounded), bounds both: a window whose days
-    reach past it is not ready (kept in `not_ready`, never computed), whatever `date` says."""
+    reach past it is not ready (kept in `not_ready`, never computed), whatever `date` says.
+
+    `published(period, index)` tells whether a window's tables are published; given it, a daily run also
+    computes every earlier window that should be published and is not (a run killed before it published,
+    a day whose data came late), so the daily sequence converges on what a rerun gives."""
     dates = experiment_dates(config)
-    pick = all_windows if rerun else ready_windows
     bound = date if data_through is None else min(date, data_through)
+
+    def pick(dates: ExperimentDates, period: AnalysisPeriod, date: dt.date) -> list[AnalysisWindow]:
+        if rerun:
+            return all_windows(dates, period, date)
+        due = ready_windows(dates, period, date)
+        if published is None:
+            return due
+        indexes = {w.index for w in due}
+        missing = [w for w in all_windows(dates, period, bound)
+                   if w.index not in indexes and not published(period, w.index)]
+        return sorted([*missing, *due], key=lambda w: w.index)
+
     periods = []
     for period in AnalysisPeriod:
         metrics = config.metrics.get(period, ())

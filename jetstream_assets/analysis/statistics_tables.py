@@ -111,7 +111,7 @@ def _report_not_a_number(
 ) -> None:
     """NaN and NULL look alike once in pandas, so count NaN in the warehouse: NaN values are left out like
     NULLs (Jetstream's `IS NOT NULL` would keep them and fail), and the user is told which metric has them."""
-    floats = [c for c in table.metrics if pd.api.types.is_float_dtype(frame[c])]
+    floats = [c for c in table.metrics if c in frame and pd.api.types.is_float_dtype(frame[c])]  # derived: none
     if not floats:
         return
     counts = warehouse.query(
@@ -142,7 +142,8 @@ def _window_rows(
         basis = table.basis
         present = table.metrics
         started = time.perf_counter()
-        frame = _read_metrics(warehouse, table.table, ["analysis_id", "branch", *segments, *present], slug)
+        columns = dict.fromkeys(c for name in present for c in metrics_by_name[name].columns)  # derived: upstream
+        frame = _read_metrics(warehouse, table.table, ["analysis_id", "branch", *segments, *columns], slug)
         frame = frame[frame["branch"].isin(branches)]  # unknown branches were reported with the enrollments
         frame = _with_covariates(warehouse, config, table, frame, _covariates(config, period, present), log)
         _report_not_a_number(warehouse, table, frame, slug, period, log)

@@ -81,6 +81,14 @@ def app_dataset(app_name: str | None, app_id: str | None = None, channel: str | 
     return bigquery_dataset(resolve_app_id(app_name, app_id, channel))
 
 
+def known_app_dataset(app_name: str | None, app_id: str | None = None, channel: str | None = None) -> str | None:
+    """`app_dataset`, or None for an app Jetstream does not know that has no `appId` of its own
+    (such a config's `{dataset}` falls back to the data source's `default_dataset`)."""
+    if not app_id and app_name not in PLATFORMS:
+        return None
+    return app_dataset(app_name, app_id, channel)
+
+
 def events_stream_table(app_name: str | None, app_id: str | None = None, channel: str | None = None) -> str:
     """`<app dataset>.events_stream`: where the experiment's Nimbus enrollment and exposure events are."""
     return f"{app_dataset(app_name, app_id, channel)}.{EVENTS_STREAM}"

@@ -14,6 +14,7 @@ import dagster as dg
 from jetstream_assets.analysis.data_bounds import data_bounds, data_through, log_data_bounds, log_not_ready
 from jetstream_assets.analysis.logs import LogsTableHandler, analysis_logger, context
 from jetstream_assets.analysis.plan import AnalysisPlan, plan_analysis
+from jetstream_assets.analysis.published import log_healed_windows, published_windows
 from jetstream_assets.analysis.runnable import ValidationException, check_runnable, slug_warning
 from jetstream_assets.dagster_defs.resources import MetricHubResource, WarehouseResource
 from jetstream_assets.dagster_defs.run_tags import RunSettings, run_settings
@@ -126,7 +127,9 @@ def _load(step: ExperimentStep, metric_hub: MetricHubResource, instance: dg.Dags
     # a run without one (a UI materialization or backfill) analyses up to the last day of data
     bounds = data_bounds(step.warehouse, config)
     log_data_bounds(step.log, config, bounds, date if step.settings.dated else None, warn=_first_to_warn(step.slug))
-    step.plan = plan_analysis(config, date, rerun=step.settings.rerun, data_through=data_through(config, bounds))
+    step.plan = plan_analysis(config, date, rerun=step.settings.rerun, data_through=data_through(config, bounds),
+                              published=published_windows(step.warehouse, config))
+    log_healed_windows(step.log, step.slug, step.plan, date)
     if not step.settings.dated:
         step.log.info("%s: no analysis date given: analysing up to the last day of data, %s", step.slug,
                       step.plan.date, extra=context(experiment=step.slug))

@@ -12,6 +12,14 @@ from jetstream_assets.experimenter.models import Experiment
 from jetstream_assets.metric_hub.spec import Entry
 
 _DATE_KEYS = ("start_date", "end_date")
+# metric-config-parser's ExperimentSpec: any other key is dropped by it, and reported by us
+KNOWN_KEYS = frozenset({
+    "enrollment_query", "enrollment_period", "reference_branch", "start_date", "end_date", "segments",
+    "outcomes", "skip", "exposure_signal", "is_private", "dataset_id", "sample_size", "analysis_unit",
+    "enrollments_query_type",
+})
+ANALYSIS_UNITS = ("client_id", "profile_group_id")
+ENROLLMENTS_QUERY_TYPES = ("normandy", "glean-event", "fenix-fallback", "cirrus", "background-update")
 
 Fail = Callable[[str, str], Exception]  # (reason, key) -> the located error to raise
 
@@ -26,6 +34,8 @@ class ExperimentOverrides:
     enrollment_query: str | None = None  # raw Jinja
     outcomes: tuple[str, ...] = ()  # Experimenter's outcomes, then the config's
     exposure_signal: dict[str, Any] | None = None  # raw table
+    analysis_unit: str = "client_id"
+    warnings: tuple[str, ...] = ()  # keys set but not acted on: "<file>:<line>: experiment.<key>: why"
 
 
 def apply_overrides(experiment: Experiment, entry: Entry | None) -> ExperimentOverrides:
@@ -43,10 +53,6 @@ def apply_overrides(experiment: Experiment, entry: Entry | None) -> ExperimentOv
             overrides[key] = changes[key] = _parse_date(fields[key], key, fail)
     if "end_date" in changes:
         changes["status"] = "Complete"  # an explicit end date lets the overall window run
-    start = changes.get("start_date", experiment.start_date)
-    end = changes.get("end_date", experiment.end_date)
-    if start and end and end < start:
-        raise fail(f"end_date {end} is before start_date {start}", "end_date")
 
     configured_period = _optional(fields, "enrollment_period", int, fail)
     if configured_period is not None:
@@ -71,7 +77,10 @@ def apply_overrides(experiment: Experiment, entry: Entry | None) -> ExperimentOv
     if config_outcomes:
         overrides["outcomes"] = list(config_outcomes)
 
-    sample_size = _optional(fields, "sample_size", int, fail)
+    sample_size = fields.get("sample_size")
+    if isinstance(sample_size, float) and sample_size.is_integer():
+        sample_size = int(sample_size)  # `sample_size = 3.0` is the whole number metric-config-parser reads
+    sample_size = _optional({"sample_size": sample_size}, "sample_size", int, fail)
     if sample_size is not None and not 0 < sample_size <= 100:
         raise fail("must be a percentage of clients in 1..100 (sample_id < sample_size)", "sample_size")
     skip = _optional(fields, "skip", bool, fail) or False
@@ -79,6 +88,14 @@ def apply_overrides(experiment: Experiment, entry: Entry | None) -> ExperimentOv
     exposure_signal = fields.get("exposure_signal")
     if exposure_signal is not None and not isinstance(exposure_signal, dict):
         raise fail("expected a table", "exposure_signal")
+    analysis_unit = _optional(fields, "analysis_unit", str, fail)
+    if analysis_unit is not None and analysis_unit not in ANALYSIS_UNITS:
+        raise fail(f"expected one of {list(ANALYSIS_UNITS)}", "analysis_unit")
+    if analysis_unit is None:
+        # Jetstream: profile groups when Experimenter randomises by group_id, else clients
+        group = experiment.bucket_config.randomization_unit == "group_id"
+        analysis_unit = "profile_group_id" if group else "client_id"
+    warnings = _unused_keys(fields, entry)
     for key, value in fields.items():
         overrides.setdefault(key, value)
 
@@ -94,7 +111,31 @@ def apply_overrides(experiment: Experiment, entry: Entry | None) -> ExperimentOv
         enrollment_query=enrollment_query,
         outcomes=tuple(dict.fromkeys(experiment.outcomes + config_outcomes)),
         exposure_signal=exposure_signal,
+        analysis_unit=analysis_unit,
+        warnings=warnings,
     )
+
+
+def _unused_keys(fields: dict[str, Any], entry: Entry | None) -> tuple[str, ...]:
+    """A WARNING line per key the config sets that our pipeline does not act on (never silently dropped)."""
+    if entry is None:
+        return ()
+    found = []
+    for key, value in fields.items():
+        if key not in KNOWN_KEYS:
+            reason = "not a key Jetstream reads (metric-config-parser drops it); ignored"
+        elif key == "enrollments_query_type":
+            if value not in ENROLLMENTS_QUERY_TYPES:
+                raise entry.error(f"expected one of {list(ENROLLMENTS_QUERY_TYPES)}", key)
+            if value == "glean-event":
+                continue  # what we do for every app: enrollments from its Glean events_stream
+            reason = f"{value!r} enrollments are not implemented; enrollments are read from the app's events_stream"
+        elif key in ("is_private", "dataset_id") and fields.get("is_private"):
+            reason = "private experiments are not implemented; results go to the usual dataset"
+        else:
+            continue
+        found.append(str(entry.error(reason, key)))
+    return tuple(found)
 
 
 def _parse_date(value: Any, key: str, fail: Fail) -> dt.date:

@@ -10,19 +10,24 @@ _COMMIT_HASH = re.compile(r"[0-9a-f]{40}")
 _GIT_TIMEOUT_SECONDS = 10
 
 
-def last_commit_hash(file: Path) -> str | None:
-    """`git log -1 --format=%H -- <file>`; None outside a work tree, for an uncommitted file, or
-    without a usable git (the hash is informative metadata, never a reason to fail an analysis)."""
+def _git(args: list[str], cwd: Path) -> str | None:
+    """git's stdout, stripped; None when git fails or cannot run (git metadata is informative, never a
+    reason to fail an analysis)."""
     try:
         done = subprocess.run(
-            ["git", "log", "-1", "--format=%H", "--", file.name],
-            cwd=file.parent,
-            capture_output=True,
-            text=True,
-            timeout=_GIT_TIMEOUT_SECONDS,
-            check=False,
+            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=_GIT_TIMEOUT_SECONDS, check=False
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    commit = done.stdout.strip()
-    return commit if done.returncode == 0 and _COMMIT_HASH.fullmatch(commit) else None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def last_commit_hash(file: Path) -> str | None:
+    """`git log -1 --format=%H -- <file>`; None outside a work tree, for an uncommitted file, or without git."""
+    commit = _git(["log", "-1", "--format=%H", "--", file.name], file.parent)
+    return commit if commit and _COMMIT_HASH.fullmatch(commit) else None
+
+
+def is_git_work_tree(folder: Path) -> bool:
+    """Whether `folder` lies inside a git work tree (and git is usable)."""
+    return _git(["rev-parse", "--is-inside-work-tree"], folder) == "true"

@@ -15,7 +15,7 @@ from typing import Any
 from jetstream_assets.core.periods import AnalysisPeriod
 from jetstream_assets.experimenter.models import Experiment
 from jetstream_assets.metric_hub.errors import ConfigError, line_of_field
-from jetstream_assets.metric_hub.experiment_overrides import apply_overrides
+from jetstream_assets.metric_hub.experiment_overrides import ANALYSIS_UNITS, apply_overrides
 from jetstream_assets.metric_hub.models import (
     ANALYSIS_BASES,
     AnalysisConfig,
@@ -27,12 +27,13 @@ from jetstream_assets.metric_hub.models import (
     StatisticSpec,
 )
 from jetstream_assets.metric_hub.outcomes import OutcomeSpec, merge_outcome
+from jetstream_assets.core.platforms import known_app_dataset
 from jetstream_assets.metric_hub.spec import ConfigSpec, Entry, PeriodRef
 from jetstream_assets.metric_hub.templating import (
     ExperimentContext,
     SqlTemplates,
+    fill_dataset,
     parameter_values,
-    substitute_dataset,
 )
 
 KNOWN_STATISTICS = frozenset(
@@ -99,11 +100,25 @@ def resolve_analysis(experiment: Experiment, inputs: ResolveInputs) -> AnalysisC
         exposure_signal=exposure_signal,
         enrollment_query=enrollment_query,
         sample_size=applied.sample_size,
+        analysis_unit=applied.analysis_unit,
         skip=applied.skip,
         outcomes=tuple(outcomes),
         overrides=applied.overrides,
         config_file=inputs.config_file,
         config_url=inputs.config_url,
+        warnings=applied.warnings + _own_parameter_warnings(inputs) + tuple(resolver.warnings),
+    )
+
+
+def _own_parameter_warnings(inputs: ResolveInputs) -> tuple[str, ...]:
+    """We render an experiment config's own [parameters]; Jetstream does not (metric-config-parser merges
+    only outcomes' parameters into the analysis), so a user is told where Jetstream's result would differ."""
+    reason = ("Jetstream ignores an experiment config's own parameters (only outcomes' are merged): there, a metric "
+              "using it fails, or takes the outcome's value")
+    return tuple(
+        str(entry.error(reason))
+        for entry in inputs.spec.parameters.values()
+        if inputs.config_file is not None and entry.declared_in.path == inputs.config_file
     )
 
 
@@ -125,6 +140,9 @@ class Resolver:
         self.definitions_file = definitions_file
         self._parameters: dict[str, str] | None = None
         self._metrics: dict[str, Metric] = {}
+        self._resolving: set[str] = set()  # derived metrics being resolved, to catch a depends_on cycle
+        self.warnings: dict[str, None] = {}  # keys used but not acted on (ordered, each once)
+        self.dataset = known_app_dataset(experiment.app_name, experiment.app_id, experiment.channel)
 
     @property
     def slug(self) -> str:
@@ -201,18 +219,7 @@ class Resolver:
     def metric(self, name: str, entry: Entry) -> Metric:
         if name in self._metrics:
             return self._metrics[name]
-        for key in ("select_expression", "data_source"):
-            if not entry.get(key):
-                raise entry.error(
-                    f"a metric needs {key} (here or in {self.definitions_file})", key, self.slug
-                )
-        data_source_name = entry.get("data_source")
-        if not isinstance(data_source_name, str):
-            raise entry.error("expected a data source name", "data_source", self.slug)
-        metric = Metric(
-            name=name,
-            select_expression=self.render(entry.get("select_expression"), entry, "select_expression"),
-            data_source=self.data_source(data_source_name, entry, "data_source"),
+        common = dict(
             statistics=self.statistics(entry),
             friendly_name=_text(entry, "friendly_name", self.slug),
             description=_text(entry, "description", self.slug),
@@ -220,8 +227,73 @@ class Resolver:
             analysis_bases=self._analysis_bases(entry),
             depends_on=self._depends_on(entry),
         )
+        if not entry.get("select_expression") and common["depends_on"]:
+            # derived: its statistics read the upstream metrics' columns (e.g. population_ratio)
+            self._metrics[name] = Metric(
+                name=name, select_expression=None, data_source=None,
+                upstream=self._upstream(name, entry, common["depends_on"]), **common,
+            )
+            return self._metrics[name]
+        for key in ("select_expression", "data_source"):
+            if not entry.get(key):
+                raise entry.error(
+                    f"a metric needs {key} (here or in {self.definitions_file}), or depends_on", key, self.slug
+                )
+        data_source_name = entry.get("data_source")
+        if not isinstance(data_source_name, str):
+            raise entry.error("expected a data source name", "data_source", self.slug)
+        data_source = self.data_source(data_source_name, entry, "data_source")
+        self._check_analysis_units(entry, data_source_name)
+        metric = Metric(
+            name=name,
+            select_expression=self.render(entry.get("select_expression"), entry, "select_expression"),
+            data_source=data_source,
+            **common,
+        )
         self._metrics[name] = metric
         return metric
+
+    def _analysis_units(self, entry: Entry) -> tuple[str, ...]:
+        """The units a metric or data source supports; by default clients, and profile groups on desktop."""
+        units = entry.get("analysis_units")
+        if units is None:
+            return ("client_id", "profile_group_id") if self.experiment.app_name == "firefox_desktop" else ("client_id",)
+        if not isinstance(units, list) or not units or any(u not in ANALYSIS_UNITS for u in units):
+            raise entry.error(f"expected a non-empty list drawn from {list(ANALYSIS_UNITS)}", "analysis_units",
+                              self.slug)
+        return tuple(units)
+
+    def _check_analysis_units(self, entry: Entry, data_source_name: str) -> None:
+        """metric-config-parser's rule: every unit a metric is computed for, its data source supports."""
+        source = _lookup(self.spec.data_sources, self.definitions.data_sources, data_source_name)
+        assert source is not None  # data_source() resolved it
+        missing = set(self._analysis_units(entry)) - set(self._analysis_units(source))
+        if missing:
+            raise entry.error(
+                f"data source {data_source_name!r} does not support the analysis units {sorted(missing)} "
+                f"(it supports {list(self._analysis_units(source))})",
+                "analysis_units",
+                self.slug,
+            )
+
+    def _upstream(self, name: str, entry: Entry, names: tuple[str, ...]) -> tuple[Metric, ...]:
+        if name in self._resolving:
+            raise entry.error(f"metric {name!r} depends on itself (through {', '.join(names)})", "depends_on",
+                              self.slug)
+        self._resolving.add(name)
+        try:
+            upstream = []
+            for up in names:
+                up_entry = self.metric_entry(up, lambda reason: entry.error(reason, "depends_on", self.slug))
+                if not up_entry.get("statistics"):
+                    # metric-config-parser resolves an upstream metric as a listed one: it needs a statistic
+                    raise up_entry.error(
+                        f"metric {name!r} depends on {up!r}, which has no statistics", "statistics", self.slug
+                    )
+                upstream.append(self.metric(up, up_entry))
+            return tuple(upstream)
+        finally:
+            self._resolving.discard(name)
 
     def statistics(self, entry: Entry) -> tuple[StatisticSpec, ...]:
         table = entry.get("statistics") or {}
@@ -262,8 +334,6 @@ class Resolver:
         names = entry.get("depends_on") or []
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise entry.error("expected a list of metric names", "depends_on", self.slug)
-        for name in names:
-            self.metric_entry(name, lambda reason: entry.error(reason, "depends_on", self.slug))
         return tuple(names)
 
     # --- data sources, segments, exposure signal -------------------------------------------
@@ -283,9 +353,15 @@ class Resolver:
                 self.slug,
             )
         default_dataset = _text(entry, "default_dataset", self.slug)
-        rendered = self.render(entry.get("from_expression"), entry, "from_expression")
+        if entry.get("joins"):
+            reason = "joins are not implemented: the data source is read without the tables it joins"
+            self.warnings[str(entry.error(reason, "joins", self.slug))] = None
+        raw = entry.get("from_expression")
+        if not isinstance(raw, str):
+            raise entry.error("expected a string of SQL (a table or a subquery)", "from_expression", self.slug)
         try:
-            from_expression = substitute_dataset(rendered, default_dataset, name)
+            rendered = self.templates.render_data_source(raw, self.experiment)
+            from_expression = fill_dataset(rendered, self.dataset, default_dataset)
         except ConfigError as e:
             raise entry.error(e.reason, "from_expression", self.slug) from None
         return DataSource(
@@ -297,6 +373,7 @@ class Resolver:
             default_dataset=default_dataset,
             friendly_name=_text(entry, "friendly_name", self.slug),
             description=_text(entry, "description", self.slug),
+            group_id_column=_text(entry, "group_id_column", self.slug) or "profile_group_id",
         )
 
     def segment(self, name: str, referrer: Entry | None) -> Segment:
@@ -328,9 +405,9 @@ class Resolver:
             if not isinstance(value, int) or isinstance(value, bool):
                 raise entry.error("expected a whole number of days relative to enrollment", key, self.slug)
             windows[key] = value
-        rendered = self.render(entry.get("from_expression"), entry, "from_expression")
+        rendered = self.render(entry.get("from_expression"), entry, "from_expression")  # always Jinja here
         try:
-            from_expression = substitute_dataset(rendered, _text(entry, "default_dataset", self.slug), name)
+            from_expression = fill_dataset(rendered, self.dataset, _text(entry, "default_dataset", self.slug))
         except ConfigError as e:
             raise entry.error(e.reason, "from_expression", self.slug) from None
         return SegmentDataSource(
@@ -338,6 +415,7 @@ class Resolver:
             from_expression=from_expression,
             client_id_column=_text(entry, "client_id_column", self.slug) or "client_id",
             submission_date_column=_text(entry, "submission_date_column", self.slug) or "submission_date",
+            group_id_column=_text(entry, "group_id_column", self.slug) or "profile_group_id",
             **windows,
         )
 
@@ -360,9 +438,7 @@ class Resolver:
             limits[key] = value
         return ExposureSignal(
             name=table["name"],
-            select_expression=self.render(
-                table["select_expression"], experiment_entry, f"{prefix}.select_expression"
-            ),
+            select_expression=table["select_expression"],  # used as written, as metric-config-parser does
             data_source=self.data_source(table["data_source"], experiment_entry, f"{prefix}.data_source"),
             friendly_name=table.get("friendly_name"),
             description=table.get("description"),
@@ -387,7 +463,7 @@ def _text(entry: Entry, key: str, slug: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise entry.error("expected a string", key, slug)
-    return dedent(value).strip()
+    return dedent(value)  # as written (the official parser keeps a trailing newline too)
 
 
 def _boolean(entry: Entry, key: str, default: bool, slug: str) -> bool:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jinja2
+from jinja2 import StrictUndefined, meta
 
 from jetstream_assets.experimenter.models import Experiment
 from jetstream_assets.metric_hub.errors import ConfigError
@@ -48,6 +49,7 @@ class ExperimentContext:
     experimenter_slug: str | None
     app_name: str
     app_id: str | None
+    channel: str | None
     start_date: dt.date | None
     end_date: dt.date | None
     enrollment_end_date: dt.date | None
@@ -65,6 +67,7 @@ class ExperimentContext:
             experimenter_slug=None,
             app_name=experiment.app_name,
             app_id=experiment.app_id,
+            channel=experiment.channel,
             start_date=experiment.start_date,
             end_date=experiment.end_date,
             enrollment_end_date=experiment.enrollment_end_date,
@@ -107,8 +110,15 @@ class SqlTemplates:
     def __init__(self, functions: Mapping[str, str] | None = None) -> None:
         self.functions = {**BUILTIN_FUNCTIONS, **(functions or {})}
         # StrictUndefined: a misspelt helper or parameter is a config error, not silently empty SQL
-        self._env = jinja2.Environment(autoescape=False, undefined=jinja2.StrictUndefined)
+        self._env = jinja2.Environment(autoescape=False, undefined=StrictUndefined)
         self._env.globals.update({name: _macro(definition) for name, definition in self.functions.items()})
+        self._compiled: dict[str, jinja2.Template] = {}  # one metric-hub snippet is rendered for many configs
+
+    def _template(self, template: str) -> jinja2.Template:
+        compiled = self._compiled.get(template)
+        if compiled is None:
+            compiled = self._compiled[template] = self._env.from_string(template)
+        return compiled
 
     def render(
         self,
@@ -118,17 +128,34 @@ class SqlTemplates:
         experiment: ExperimentContext | None = None,
     ) -> str:
         """Render `template`; raises ConfigError (without location) on any template problem."""
+        if "{" not in template and "%" not in template:
+            return template  # nothing for Jinja to do (most real select expressions)
         context: dict[str, Any] = {"parameters": dict(parameters or {})}
         if experiment is not None:
             context["experiment"] = experiment
         try:
-            return self._env.from_string(template).render(**context)
+            return self._template(template).render(**context)
         except jinja2.TemplateSyntaxError as e:
             raise ConfigError(f"Jinja syntax error: {e.message}") from None
         except jinja2.UndefinedError as e:
             raise ConfigError(f"undefined in template: {e.message}") from None
         except (ValueError, TypeError, KeyError, IndexError) as e:
             raise ConfigError(f"cannot render template: {e}") from None
+
+    def render_data_source(self, from_expression: str, experiment: ExperimentContext) -> str:
+        """A data source's from_expression, rendered as metric-config-parser renders it: Jinja only when
+        the text parses as a template that references `experiment`. Elsewhere `{{`/`}}` stay as they are:
+        they are `str.format` escapes for literal braces (e.g. an add-on GUID `'{{d10d0bf8-...}}'`),
+        undone when `{dataset}` is filled."""
+        if "{{" not in from_expression and "{%" not in from_expression:
+            return from_expression
+        try:
+            referenced = meta.find_undeclared_variables(self._env.parse(from_expression))
+        except jinja2.TemplateSyntaxError:
+            return from_expression
+        if "experiment" not in referenced:
+            return from_expression
+        return self.render(from_expression, experiment=experiment)
 
 
 def _macro(definition: str):
@@ -139,15 +166,19 @@ def _macro(definition: str):
     return call
 
 
-def substitute_dataset(from_expression: str, dataset: str | None, data_source: str) -> str:
-    """Fill mozanalysis's `{dataset}` placeholder of a from_expression (required when present)."""
-    if "{dataset}" not in from_expression:
-        return from_expression
-    if not dataset:
+def fill_dataset(from_expression: str, dataset: str | None, default_dataset: str | None) -> str:
+    """Fill `{dataset}` as mozanalysis does: `str.format` with the experiment's app dataset, else the data
+    source's `default_dataset` (so `{{`/`}}` become literal braces). mozanalysis checks, whatever the
+    experiment, that the text also formats with `default_dataset` alone: `{dataset}` needs a default."""
+    try:
+        (from_expression.format(dataset=default_dataset) if default_dataset else from_expression.format())
+        return from_expression.format(dataset=dataset or default_dataset)
+    except (KeyError, IndexError, ValueError) as e:
+        if "{dataset}" in from_expression and not default_dataset:
+            raise ConfigError("from_expression contains {dataset} but no default_dataset is set") from None
         raise ConfigError(
-            f"data source {data_source!r}: from_expression contains {{dataset}} but no default_dataset is set"
-        )
-    return from_expression.replace("{dataset}", dataset)
+            f"from_expression is filled with str.format ({e!r}): write a literal brace as {{{{ or }}}}"
+        ) from None
 
 
 def parameter_values(definitions: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:

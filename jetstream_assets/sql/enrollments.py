@@ -22,11 +22,19 @@ def _date(d: dt.date) -> str:
     return f"DATE {quote_string(d.isoformat())}"
 
 
-def _nimbus_events(events_table: str, slug: str, event_names: tuple[str, ...], first: dt.date, last: dt.date) -> str:
+def _unit_id(analysis_unit: str) -> str:
+    # the analysis unit's id (mozanalysis: client_id or profile_group_id), named as the queries below join on it
+    return "client_id" if analysis_unit == "client_id" else f"{analysis_unit} AS client_id"
+
+
+def _nimbus_events(
+    events_table: str, slug: str, event_names: tuple[str, ...], first: dt.date, last: dt.date,
+    analysis_unit: str = "client_id",
+) -> str:
     names = ", ".join(quote_string(n) for n in event_names)
     return f"""
     SELECT
-      client_id,
+      {_unit_id(analysis_unit)},
       sample_id,
       submission_timestamp,
       JSON_VALUE(event_extra, '$.branch') AS branch
@@ -37,8 +45,9 @@ def _nimbus_events(events_table: str, slug: str, event_names: tuple[str, ...], f
       AND DATE(submission_timestamp) BETWEEN {_date(first)} AND {_date(last)}"""
 
 
-def _segment_query(segment: Segment) -> str:
+def _segment_query(segment: Segment, analysis_unit: str) -> str:
     ds = segment.data_source
+    id_column = ds.group_id_column if analysis_unit == "profile_group_id" else ds.client_id_column
     return f"""
     SELECT
       e.analysis_id,
@@ -46,7 +55,7 @@ def _segment_query(segment: Segment) -> str:
       COALESCE(({segment.select_expression}), FALSE) AS {quote_identifier(segment.name)}
     FROM raw_enrollments e
     LEFT JOIN {ds.from_expression} ds
-      ON ds.{ds.client_id_column} = e.analysis_id
+      ON ds.{id_column} = e.analysis_id
       AND ds.{ds.submission_date_column} BETWEEN
         DATE_ADD(e.enrollment_date, INTERVAL {int(ds.window_start)} DAY)
         AND DATE_ADD(e.enrollment_date, INTERVAL {int(ds.window_end)} DAY)
@@ -79,17 +88,17 @@ def build_enrollments_query(
       branch,
       DATE(MIN(submission_timestamp)) AS enrollment_date,
       COUNT(*) AS num_enrollment_events
-    FROM ({_nimbus_events(events_table, slug, ("enrollment",), first_enrollment_date, last_enrollment_date)})
+    FROM ({_nimbus_events(events_table, slug, ("enrollment",), first_enrollment_date, last_enrollment_date, config.analysis_unit)})
     WHERE branch IS NOT NULL{sample_filter}
     GROUP BY analysis_id, branch"""
 
     ctes = [f"raw_enrollments AS ({raw_enrollments}\n)"]
     segment_columns = []
     for i, segment in enumerate(config.segments):
-        ctes.append(f"segment_{i} AS ({_segment_query(segment)}\n)")
+        ctes.append(f"segment_{i} AS ({_segment_query(segment, config.analysis_unit)}\n)")
         segment_columns.append(f"segment_{i}.{quote_identifier(segment.name)}")
     exposure_events = _nimbus_events(
-        events_table, slug, ("exposure", "expose"), first_enrollment_date, last_enrollment_date
+        events_table, slug, ("exposure", "expose"), first_enrollment_date, last_enrollment_date, config.analysis_unit
     )
     ctes.append(
         f"""exposures AS (

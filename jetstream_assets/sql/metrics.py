@@ -50,7 +50,12 @@ def _exposure_window_bound(value: int | str | None, dates: ExperimentDates, defa
     }[value]
 
 
-def _exposure_signal_cte(signal: ExposureSignal, dates: ExperimentDates) -> str:
+def _id_column(ds: DataSource, analysis_unit: str) -> str:
+    """The data source's column holding the analysis unit (mozanalysis: client or profile group id)."""
+    return ds.group_id_column if analysis_unit == "profile_group_id" else ds.client_id_column
+
+
+def _exposure_signal_cte(signal: ExposureSignal, dates: ExperimentDates, analysis_unit: str) -> str:
     ds = signal.data_source
     start = _exposure_window_bound(signal.window_start, dates, "enrollment_start")
     end = _exposure_window_bound(signal.window_end, dates, "analysis_window_end")
@@ -58,7 +63,7 @@ def _exposure_signal_cte(signal: ExposureSignal, dates: ExperimentDates) -> str:
     SELECT e.analysis_id, e.branch, ds.{ds.submission_date_column} AS signal_date
     FROM raw_enrollments e
     JOIN {ds.from_expression} ds
-      ON ds.{ds.client_id_column} = e.analysis_id
+      ON ds.{_id_column(ds, analysis_unit)} = e.analysis_id
       AND ds.{ds.submission_date_column} BETWEEN {start} AND {end}
     GROUP BY e.analysis_id, e.branch, signal_date
     HAVING ({signal.select_expression})
@@ -71,7 +76,8 @@ signal_exposures AS (
 
 
 def _data_source_cte(
-    index: int, ds: DataSource, metrics: list[Metric], slug: str, anchor: str, data_range: tuple[dt.date, dt.date]
+    index: int, ds: DataSource, metrics: list[Metric], slug: str, anchor: str, data_range: tuple[dt.date, dt.date],
+    analysis_unit: str,
 ) -> str:
     selects = ",\n      ".join(f"({m.select_expression}) AS {quote_identifier(m.name)}" for m in metrics)
     return f"""ds_{index} AS (
@@ -81,7 +87,7 @@ def _data_source_cte(
       {selects}
     FROM enrollments e
     LEFT JOIN {ds.from_expression} ds
-      ON ds.{ds.client_id_column} = e.analysis_id
+      ON ds.{_id_column(ds, analysis_unit)} = e.analysis_id
       AND ds.{ds.submission_date_column} BETWEEN {_date(data_range[0])} AND {_date(data_range[1])}
       AND ds.{ds.submission_date_column} BETWEEN
         DATE_ADD(e.{anchor}, INTERVAL e.analysis_window_start DAY)
@@ -100,8 +106,10 @@ def build_metrics_query(
     basis: str,
     segment_columns: list[str],
     exposure_signal: ExposureSignal | None = None,
+    analysis_unit: str = "client_id",
 ) -> str:
-    """One row per enrolled (or, for the exposures basis, exposed) client with one column per metric."""
+    """One row per enrolled (or, for the exposures basis, exposed) client with one column per computed metric:
+    a derived metric (`depends_on`) adds its upstream metrics' columns instead of one of its own."""
     if basis not in ("enrollments", "exposures"):
         raise ValueError(f"unknown analysis basis {basis!r}")
     ctes = [
@@ -112,7 +120,7 @@ def build_metrics_query(
     ]
     anchor = "enrollment_date"
     if basis == "exposures" and exposure_signal is not None:
-        ctes.append(_exposure_signal_cte(exposure_signal, dates))
+        ctes.append(_exposure_signal_cte(exposure_signal, dates, analysis_unit))
         ctes.append(
             """enrollments AS (
     SELECT r.* REPLACE (s.signal_exposure_date AS exposure_date, s.signal_exposure_days AS num_exposure_events)
@@ -129,12 +137,13 @@ def build_metrics_query(
         ctes.append("enrollments AS (\n    SELECT * FROM raw_enrollments\n)")
 
     by_source: dict[DataSource, list[Metric]] = defaultdict(list)
-    for m in metrics:
+    for m in dict.fromkeys(c for metric in metrics for c in metric.computed_metrics()):
+        assert m.data_source is not None  # computed metrics have SQL
         by_source[m.data_source].append(m)
     data_range = dates.data_range(window)
     joins, columns = [], []
     for i, (ds, ds_metrics) in enumerate(by_source.items()):
-        ctes.append(_data_source_cte(i, ds, ds_metrics, slug, anchor, data_range))
+        ctes.append(_data_source_cte(i, ds, ds_metrics, slug, anchor, data_range, analysis_unit))
         joins.append(f"LEFT JOIN ds_{i} USING (analysis_id, branch)")
         columns.extend(f"ds_{i}.{quote_identifier(m.name)}" for m in ds_metrics)
     base_columns = [f"enrollments.{c}" for c in ENROLLMENT_COLUMNS]
