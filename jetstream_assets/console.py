@@ -32,16 +32,29 @@ def _not_stopping(_record: logging.LogRecord) -> bool:
     return stop_requested() is None
 
 
+def _stderr_handler() -> logging.Handler:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_OneLineFormatter("%(levelname)s - %(message)s"))
+    handler.addFilter(_not_stopping)
+    return handler
+
+
+def route_framework_warnings() -> None:
+    """Dagster's own Python loggers (e.g. a blocking check that emitted no result for a skipped experiment)
+    print through the same one-line handler instead of Python's bare last-resort output."""
+    framework = logging.getLogger("dagster._core")
+    if not framework.handlers:
+        framework.addHandler(_stderr_handler())
+        framework.propagate = False
+
+
 @dg.logger(
     config_schema={"log_level": dg.Field(str, default_value="WARNING")},
     description="Dagster's console log on stderr, each message on one line.",
 )
 def one_line_console_logger(init_context: dg.InitLoggerContext) -> logging.Logger:
     logger = logging.Logger("jetstream-assets", level=init_context.logger_config["log_level"])
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_OneLineFormatter("%(levelname)s - %(message)s"))
-    handler.addFilter(_not_stopping)
-    logger.addHandler(handler)
+    logger.addHandler(_stderr_handler())
     return logger
 
 

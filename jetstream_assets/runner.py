@@ -13,7 +13,7 @@ from typing import Protocol
 import dagster as dg
 
 from jetstream_assets.analysis.selection import wants_partition
-from jetstream_assets.console import one_line_console_logger
+from jetstream_assets.console import one_line_console_logger, route_framework_warnings
 from jetstream_assets.dagster_defs.errors_export import ERRORS_JSON_KEY
 from jetstream_assets.dagster_defs.partitions import experiments_partitions
 from jetstream_assets.dagster_defs.run_tags import daily_tags, rerun_tags
@@ -107,6 +107,7 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def _cli_job(name: str) -> dg.JobDefinition:
+    route_framework_warnings()
     return _definitions().resolve_job_def(name).with_logger_defs({"console": one_line_console_logger})
 
 

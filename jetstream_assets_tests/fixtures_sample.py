@@ -18,12 +18,13 @@ from jetstream_assets.dagster_defs.checks import ANALYSIS_CHECKS
 from jetstream_assets.dagster_defs.export_assets import errors_json, metadata_json, statistics_json
 from jetstream_assets.dagster_defs.monitoring_assets import experimenter_experiments_v1
 from jetstream_assets.dagster_defs.partitions import experiments_partitions
+from jetstream_assets.dagster_defs.results_page_asset import results_html
 from jetstream_assets.dagster_defs.run_tags import daily_tags, rerun_tags
 from jetstream_assets_tests.small_sample import SmallSample, write_small_sample
 
 CLI = str(Path(sys.executable).with_name("jetstream-assets"))  # the console script of this venv
 # the selection of the `experiment_analysis` job
-ANALYSIS_ASSETS = [enrollments, metrics, statistics, statistics_json, metadata_json, errors_json]
+ANALYSIS_ASSETS = [enrollments, metrics, statistics, statistics_json, metadata_json, errors_json, results_html]
 
 
 @pytest.fixture

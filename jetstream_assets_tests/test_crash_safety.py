@@ -11,6 +11,8 @@ command must reproduce that reference: the experiment's data never changes in be
 
 from __future__ import annotations
 
+import json
+
 import re
 import subprocess
 import time
@@ -118,11 +120,20 @@ def assert_same_tables(home: Home, reference: dict[str, pd.DataFrame]) -> None:
         pd.testing.assert_frame_equal(published[name], rows, check_exact=True, obj=name)
 
 
+ERRORS_FILE = f"errors/errors_{SLUG}.json"
+
+
 def assert_same_files(home: Home, reference: dict[str, bytes]) -> None:
+    """Every file as the clean run wrote it, but the errors export, which reports the killed runs (each next
+    start marks a killed run failed with an ERROR row) and nothing else, and the results page drawn from it."""
     files = home.files()
     temporary = [n for n in files if n not in reference]
     assert not [n for n in temporary if n.endswith(".json")], "a temporary file looks like a published one"
-    assert {n: files.get(n) for n in reference} == reference
+    assert json.loads(reference[ERRORS_FILE]) == []
+    rows = json.loads(files[ERRORS_FILE])
+    assert all(r["log_level"] == "ERROR" and " failed" in r["message"] for r in rows), rows
+    exact = [n for n in reference if n != ERRORS_FILE and not n.startswith("results/")]
+    assert {n: files.get(n) for n in exact} == {n: reference[n] for n in exact}
 
 
 @pytest.fixture(scope="module")
@@ -152,5 +163,7 @@ def test_kill_at_any_step_leaves_the_published_state_and_the_next_run_completes_
     daily = home.run("run", "--date", DATE)
     assert daily.returncode == 0, daily.stdout + daily.stderr
     assert_same_tables(home, reference_tables)
-    assert home.files() == reference_files  # a killed writer's temporary file is gone too
+    assert_same_files(home, reference_files)
+    assert sorted(home.files()) == sorted(reference_files)  # a killed writer's temporary file is gone too
+    assert json.loads(home.files()[ERRORS_FILE]), "the killed runs are reported in the errors export"
     assert home.staging_tables() == []  # the killed runs' staging tables were dropped by the next steps

@@ -24,7 +24,7 @@ from jetstream_assets.dagster_defs import analysis_assets
 from jetstream_assets.dagster_defs.jobs import experiment_analysis_job, experimenter_snapshot_job
 from jetstream_assets.dagster_defs.monitoring_assets import experimenter_experiments_v1
 from jetstream_assets.dagster_defs.partitions import experiments_partitions
-from jetstream_assets.dagster_defs.resources import ExperimenterResource, WarehouseResource
+from jetstream_assets.dagster_defs.resources import ExperimenterResource, MetricHubResource, WarehouseResource
 from jetstream_assets.dagster_defs.run_tags import ANALYSIS_DATE_TAG, RERUN_TAG, daily_tags
 from jetstream_assets.dagster_defs.schedules import daily_analysis_schedule
 from jetstream_assets.dagster_defs.sensors import (
@@ -112,6 +112,7 @@ def test_experimenter_outage_keeps_the_snapshot_and_the_daily_schedule(
     resources = {
         "warehouse": WarehouseResource(home=str(home)),
         "experimenter": ExperimenterResource(url=experimenter_server.url),
+        "metric_hub": MetricHubResource(path=bundled_metric_hub()),
     }
     snapshot_job = dg.Definitions(
         assets=[experimenter_experiments_v1], jobs=[experimenter_snapshot_job], resources=resources
@@ -349,7 +350,7 @@ def test_run_failing_before_the_analysis_gets_exactly_one_row_from_the_failure_s
     assert failed.run_id in row["message"] and "mozanalysis__enrollments" in row["message"]
     assert row["exception_type"] == "WarehouseError"
     assert "cannot open DuckDB warehouse" in row["message"]
-    assert (row["filename"], row["func_name"]) == ("duckdb_warehouse.py", "_open")
+    assert (row["filename"], row["func_name"]) == ("duckdb_connections.py", "_connect")
     assert row["source"] == "jetstream" and row["exception"]
 
     # a repeated evaluation of the same failure (e.g. a retried tick) finds its own row

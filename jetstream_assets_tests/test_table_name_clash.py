@@ -151,6 +151,6 @@ def test_run_analyses_the_owner_and_fails_the_twin_by_name(run_of_both) -> None:
 
 
 def enrolled_in(home: Path, slug: str) -> set[str]:
-    frame = query(home, "SELECT DISTINCT client_id FROM telemetry.events_stream WHERE event_name = 'enrollment' "
+    frame = query(home, "SELECT DISTINCT client_id FROM firefox_desktop.events_stream WHERE event_name = 'enrollment' "
                         "AND json_extract_string(event_extra, '$.experiment') = ?", [slug])
     return set(frame["client_id"])

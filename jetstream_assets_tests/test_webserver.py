@@ -200,7 +200,7 @@ def test_graphql_lists_assets_checks_schedules_and_sensors(ui):
     assert set(nodes) == {
         "monitoring/experimenter_experiments_v1", "monitoring/logs", "monitoring/query_cost_v1",
         "mozanalysis/enrollments", "mozanalysis/metrics", "mozanalysis/statistics",
-        "bucket/statistics_json", "bucket/metadata_json", "bucket/errors_json",
+        "bucket/statistics_json", "bucket/metadata_json", "bucket/errors_json", "bucket/results_html",
     }
     checks = {
         (key, c["name"]): c["blocking"]

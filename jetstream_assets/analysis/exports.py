@@ -209,6 +209,8 @@ def errors_records(warehouse: Warehouse, slug: str, since: dt.datetime) -> list[
     for row in frame.to_dict("records"):
         rec = {k: _clean(v) for k, v in row.items()}
         rec["timestamp"] = pd.Timestamp(rec["timestamp"]).isoformat()
+        # Experimenter's schema wants strings: a row written without a Python frame (e.g. a run that died) has none
+        rec["filename"], rec["func_name"] = rec["filename"] or "", rec["func_name"] or ""
         records.append(rec)
     return records
 

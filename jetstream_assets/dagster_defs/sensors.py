@@ -270,8 +270,9 @@ def failure_log_row(slug: str, failure: RunFailure, now: dt.datetime) -> dict[st
                    f"logged an error: {cause}",
         "log_level": "ERROR",
         "exception": failure.traceback,
-        "filename": failure.filename,
-        "func_name": failure.func_name,
+        # a run killed outright has no traceback: name the run's job and step instead
+        "filename": failure.filename or failure.job_name,
+        "func_name": failure.func_name or failure.step_key or "",
         "exception_type": failure.error_type,
         "source": "jetstream",
         "metric": None,
