@@ -160,7 +160,7 @@ def test_every_materialization_reports_row_count_and_mode(rerun_analysis: Analys
                     assert m.metadata["mode"].value == mode
     keys = {m.asset_key.to_user_string() for m in materializations(rerun_analysis.results[0])}
     assert keys == {"mozanalysis/enrollments", "mozanalysis/metrics", "mozanalysis/statistics",
-                    "bucket/statistics_json", "bucket/metadata_json", "bucket/errors_json"}
+                    "bucket/statistics_json", "bucket/metadata_json", "bucket/errors_json", "bucket/results_html"}
     enrollment = next(m for m in materializations(rerun_analysis.results[0])
                       if m.asset_key == dg.AssetKey(["mozanalysis", "enrollments"]))
     clients = query(rerun_analysis.sample.home, f"SELECT COUNT(*) AS n FROM mozanalysis.enrollments_{SLUG_TABLE}")

@@ -220,24 +220,33 @@ def test_a_partition_with_nothing_published_passes_with_the_reason(crafted: Craf
         assert "mozanalysis/statistics has not been materialized" in evaluation.metadata["skipped"].value
 
 
-def test_a_daily_run_after_lost_windows_fails_and_keeps_the_published_file(crafted: Crafted) -> None:
+def test_lost_windows_fail_completeness_and_the_next_daily_run_publishes_them_again(crafted: Crafted) -> None:
     published = crafted.home / "bucket" / "statistics" / "statistics_lost_window_weekly.json"
     before = published.read_bytes()
     with duckdb.connect(str(crafted.home / "warehouse.duckdb")) as con:  # what a crash mid-rerun left
         for table in ("statistics_lost_window_week_1", "lost_window_enrollments_week_1"):
             con.execute(f"DROP TABLE mozanalysis.{table}")
-    everything = [enrollments, metrics, statistics, statistics_json, *ANALYSIS_CHECKS]
-    result = dg.materialize(everything, partition_key=LOST, tags=daily_tags(dt.date(2026, 10, 11)),
-                            resources=crafted.resources, instance=crafted.instance, raise_on_error=False)
-    assert not result.success
-    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
-    completeness = checks["statistics_completeness"]
+    # the check, executed on what is published, sees the loss: an ERROR
+    result = execute_checks([statistics, statistics_completeness_check], LOST, crafted)
+    [completeness] = result.get_asset_check_evaluations()
     assert not completeness.passed and completeness.severity == dg.AssetCheckSeverity.ERROR
     assert {"statistics_lost_window_week_1", "lost_window_enrollments_week_1"} <= set(
         completeness.metadata["not_published"].value)
-    materialized = {e.asset_key for e in result.get_asset_materialization_events()}
-    assert STATISTICS_KEY in materialized and STATISTICS_JSON_KEY not in materialized
-    assert published.read_bytes() == before, "an incomplete analysis is not exported"
+    # the next daily run computes the windows that should be published and are not, with a WARNING row each
+    everything = [enrollments, metrics, statistics, statistics_json, *ANALYSIS_CHECKS]
+    result = dg.materialize(everything, partition_key=LOST, tags=daily_tags(dt.date(2026, 10, 11)),
+                            resources=crafted.resources, instance=crafted.instance, raise_on_error=False)
+    assert result.success
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert checks["statistics_completeness"].passed
+    # the lost window is published again as it was, beside the window that became ready on the run's date
+    rows = json.loads(published.read_bytes())
+    assert [r for r in rows if r["window_index"] == "1"] == json.loads(before)
+    assert {r["window_index"] for r in rows} == {"1", "2"}
+    with duckdb.connect(str(crafted.home / "warehouse.duckdb"), read_only=True) as con:
+        healed = con.execute("SELECT message FROM monitoring.logs WHERE experiment = ? AND log_level = 'WARNING' "
+                             "AND message LIKE '%should have been published%'", [LOST]).fetchall()
+    assert any("week window 1" in m for (m,) in healed)
 
 
 def test_null_estimates_fail_completeness() -> None:

@@ -58,18 +58,18 @@ def _open(chromium, url: str):
     problems: list[str] = []
     page.on("pageerror", lambda error: problems.append(str(error)))
     page.goto(url)
-    page.get_by_text("Partitions", exact=True).last.wait_for(timeout=60_000)
-    page.wait_for_timeout(3000)  # Dagster's "join the community" dialog opens a moment after the page
+    page.get_by_text("Execution history", exact=True).wait_for(timeout=90_000)  # the check's own tabs
+    page.wait_for_timeout(2000)  # Dagster's "join the community" dialog opens a moment after the page
     skip = page.get_by_role("button", name="Skip")
     if skip.count():
         skip.click()
-    page.get_by_text("Partitions", exact=True).last.click()  # the check's own Partitions tab
+    page.get_by_role("tab", name="Partitions").last.click()  # the check's tab, not the asset's
     return page, problems
 
 
 def _partition_verdict(page, slug: str) -> str:
     """Select the partition in the check's Partitions tab; the verdict its detail panel shows."""
-    page.get_by_text(slug, exact=True).first.click()
+    page.locator(f'[title="{slug}"]').first.click()  # long keys are shown middle-truncated, titled in full
     panel = page.locator("h3, h2, div").filter(has_text=slug).filter(has_text="Latest execution").last
     panel.wait_for(timeout=30_000)
     text = panel.inner_text()

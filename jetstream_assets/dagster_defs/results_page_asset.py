@@ -22,6 +22,7 @@ from jetstream_assets.dagster_defs.errors_export import ERRORS_JSON_KEY
 from jetstream_assets.dagster_defs.experiment_step import experiment_step
 from jetstream_assets.dagster_defs.export_assets import EXPORTS_GROUP, STATISTICS_JSON_KEY
 from jetstream_assets.dagster_defs.partitions import experiments_partitions
+from jetstream_assets.dagster_defs.skips import SKIPPED
 from jetstream_assets.dagster_defs.resources import BucketResource, MetricHubResource, WarehouseResource
 from jetstream_assets.experimenter.store import read_snapshot
 from jetstream_assets.results_page import Alert, page_data, render_page, results_object
@@ -93,8 +94,10 @@ def results_html(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         return dg.MaterializeResult(
             metadata={
                 "uri": dg.MetadataValue.url(uri),
+                "dagster/row_count": sum(len(rows) for rows in data.statistics.values()),  # statistics drawn
                 "metrics": len(data.metrics),
                 "alerts": ", ".join(a.name for a in data.alerts if not a.passed) or "none",
                 "unreadable exports": len(data.problems),
+                **({SKIPPED: dg.MetadataValue.text(step.skip_reason)} if step.skip_reason else {}),
             }
         )
