@@ -5,25 +5,14 @@ An unset variable falls back to the contract's default, so a laptop needs no con
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 from pathlib import Path
 
 import dagster as dg
-from dagster_gcp import BigQueryResource, GCSResource
-from dagster_gcp.bigquery.utils import setup_gcp_creds
 
-from jetstream_assets.engines.bigquery_warehouse import BigQueryOptions, BigQueryWarehouse
 from jetstream_assets.engines.bucket import Bucket, BucketError, LocalFolderBucket
 from jetstream_assets.engines.duckdb_warehouse import DuckDBWarehouse
-from jetstream_assets.engines.gcp_credentials import (
-    CredentialsError,
-    check_credentials,
-    emulator_bigquery_client,
-    emulator_storage_client,
-)
-from jetstream_assets.engines.gcs_bucket import GCSBucket
 from jetstream_assets.engines.warehouse import Warehouse, WarehouseError
 from jetstream_assets.metric_hub.loader import MetricHub
 from jetstream_assets.settings import (
@@ -51,38 +40,6 @@ def _duckdb_warehouse(
 ) -> DuckDBWarehouse:
     # one adapter per file and process: its set-up runs once and its table statistics stay cached
     return DuckDBWarehouse(path, project, dataset, monitoring_dataset, memory_limit or None, lock_wait_seconds)
-
-
-@functools.lru_cache(maxsize=8)
-def _bigquery_warehouse(
-    project: str, dataset: str, monitoring_dataset: str, location: str, gcp_credentials: str, endpoint: str
-) -> BigQueryWarehouse:
-    """Credentials and datasets are checked once per process, before the first query."""
-    if endpoint:
-        client = emulator_bigquery_client(project, location, endpoint)
-        factory = lambda: contextlib.nullcontext(client)  # noqa: E731
-        # an emulator answers in seconds; fail fast instead of retrying its errors for minutes
-        options = BigQueryOptions(location=location, api_timeout_seconds=30.0, job_timeout_seconds=120.0,
-                                  retries=False, storage_read_api=False)
-    else:
-        check_credentials(gcp_credentials)
-        factory = BigQueryResource(project=project, location=location, gcp_credentials=gcp_credentials or None).get_client
-        options = BigQueryOptions(location=location)
-    warehouse = BigQueryWarehouse(factory, project, dataset, monitoring_dataset, options)
-    warehouse.verify_datasets()
-    return warehouse
-
-
-@functools.lru_cache(maxsize=8)
-def _gcs_bucket(url: str, project: str, gcp_credentials: str, endpoint: str) -> GCSBucket:
-    if endpoint:
-        return GCSBucket(emulator_storage_client(project, endpoint), url, timeout_seconds=30.0,
-                         retry_deadline_seconds=30.0)
-    check_credentials(gcp_credentials)
-    # the client reads the key when it is built, so dagster-gcp's temporary key file may go afterwards
-    with setup_gcp_creds(gcp_credentials) if gcp_credentials else contextlib.nullcontext():
-        client = GCSResource(project=project).get_client()
-    return GCSBucket(client, url)
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -116,8 +73,12 @@ class WarehouseResource(dg.ConfigurableResource):
                 path, self.project, self.dataset, self.monitoring_dataset, self.duckdb_memory_limit, lock_wait
             )
         if self.engine == "bigquery":
+            # imported here: the Google Cloud clients cost every run process ~0.5 s to import, and the
+            # embedded engine never needs them
+            from jetstream_assets.dagster_defs.gcp_engines import CredentialsError, bigquery_warehouse
+
             try:
-                return _bigquery_warehouse(self.project, self.dataset, self.monitoring_dataset, self.location,
+                return bigquery_warehouse(self.project, self.dataset, self.monitoring_dataset, self.location,
                                            self.gcp_credentials, self.bigquery_endpoint)
             except (CredentialsError, WarehouseError) as e:
                 raise dg.Failure(f"JETSTREAM_ENGINE=bigquery: {e}") from None
@@ -140,8 +101,10 @@ class BucketResource(dg.ConfigurableResource):
     def get_bucket(self) -> Bucket:
         target = self.bucket or default_bucket(self.home)
         if target.startswith("gs://"):
+            from jetstream_assets.dagster_defs.gcp_engines import CredentialsError, gcs_bucket
+
             try:
-                return _gcs_bucket(target, self.project, self.gcp_credentials, self.gcs_endpoint)
+                return gcs_bucket(target, self.project, self.gcp_credentials, self.gcs_endpoint)
             except (CredentialsError, BucketError) as e:
                 raise dg.Failure(f"JETSTREAM_BUCKET={target}: {e}") from None
         return LocalFolderBucket(str(Path(target).expanduser().absolute()))
