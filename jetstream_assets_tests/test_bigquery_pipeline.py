@@ -199,7 +199,7 @@ def test_pipeline_on_emulators_matches_duckdb(sample: Sample, bq_endpoint: str) 
         assert bucket.read_json(f"metadata/metadata_{SLUG_TABLE}.json")["schema_version"] == 4
         objects = {b.name for b in emulator_storage_client(project, gcs).list_blobs(BUCKET)}
         assert objects == {p.relative_to(sample.duckdb_home / "bucket").as_posix()
-                           for p in (sample.duckdb_home / "bucket").rglob("*.json")}
+                           for p in (sample.duckdb_home / "bucket").rglob("*") if p.is_file()}
 
 
 def test_resources_exceeded_on_one_metrics_query_is_logged_and_the_rest_continues(
