@@ -44,8 +44,16 @@ def route_framework_warnings() -> None:
     print through the same one-line handler instead of Python's bare last-resort output."""
     framework = logging.getLogger("dagster._core")
     if not framework.handlers:
-        framework.addHandler(_stderr_handler())
+        handler = _stderr_handler()
+        handler.addFilter(_not_a_step_with_nothing_to_do)
+        framework.addHandler(handler)
         framework.propagate = False
+
+
+def _not_a_step_with_nothing_to_do(record: logging.LogRecord) -> bool:
+    """A step with nothing to do on its date (no new window, a skip) materializes nothing, so its checks
+    emit nothing and Dagster says so for each gated step: expected, and the progress line already says it."""
+    return "emitted no result" not in record.getMessage()
 
 
 @dg.logger(
